@@ -1,0 +1,100 @@
+"""Claims: each chapter ends with the claims it tests, our measurement, and a computed verdict.
+
+A chapter states a threshold before computing a result, builds :class:`Claim` rows with
+:func:`judge`, shows them with :func:`table` and saves them with :func:`save` to
+``book/results/<chapter>.json``, which the claims ledger page reads.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .data import PROJECT_ROOT
+
+RESULTS_DIR = PROJECT_ROOT / "book" / "results"
+VERDICTS = ("reproduced", "partly", "not reproduced")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One tested claim.
+
+    Attributes:
+        claim: the claim, in the source's words or close to them.
+        source: who claims it (e.g. "Widdicombe & Julier 2020").
+        measure: what we measured (one line).
+        value: point estimate.
+        low, high: 95% interval (bootstrap unless stated).
+        threshold: the rule stated before the result, e.g. "CI low > 0.5".
+        verdict: one of :data:`VERDICTS`.
+        section: label of the section that measured it (for links), e.g. "sec-gradient".
+    """
+
+    claim: str
+    source: str
+    measure: str
+    value: float
+    low: float
+    high: float
+    threshold: str
+    verdict: str
+    section: str
+
+    def __post_init__(self):
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+        for name in ("value", "low", "high"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} of claim {self.claim!r} is not finite")
+
+
+def judge(low: float, high: float, threshold: float, direction: str = "above",
+          partial: float | None = None) -> str:
+    """Verdict from a confidence interval against a threshold stated in advance.
+
+    ``direction="above"``: reproduced if the whole interval is above ``threshold``;
+    "partly" if only the interval's upper end is (or, when ``partial`` is given, if the
+    interval's low end clears ``partial``); otherwise not reproduced. ``"below"`` mirrors it.
+    """
+    if direction not in ("above", "below"):
+        raise ValueError("direction must be 'above' or 'below'")
+    if direction == "below":
+        flip = judge(-high, -low, -threshold, "above", None if partial is None else -partial)
+        return flip
+    if low > threshold:
+        return "reproduced"
+    if (partial is not None and low > partial) or (partial is None and high > threshold):
+        return "partly"
+    return "not reproduced"
+
+
+def table(claims: list[Claim]):
+    """The claims as a pandas DataFrame for display at the end of a chapter."""
+    import pandas as pd
+
+    rows = [{"claim": c.claim, "source": c.source, "measure": c.measure,
+             "value": f"{c.value:.3f}", "95% CI": f"[{c.low:.3f}, {c.high:.3f}]",
+             "threshold": c.threshold, "verdict": c.verdict} for c in claims]
+    return pd.DataFrame(rows)
+
+
+def save(chapter: str, claims: list[Claim], results_dir: Path = RESULTS_DIR) -> Path:
+    """Write a chapter's claims to ``<results_dir>/<chapter>.json`` (rounded, stable order)."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / f"{chapter}.json"
+    rows = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(c).items()}
+            for c in claims]
+    path.write_text(json.dumps({"chapter": chapter, "claims": rows}, indent=1) + "\n")
+    return path
+
+
+def load_all(results_dir: Path = RESULTS_DIR) -> list[dict]:
+    """Every saved claim, with its chapter, in chapter-file order."""
+    out = []
+    for path in sorted(results_dir.glob("*.json")):
+        record = json.loads(path.read_text())
+        out.extend({"chapter": record["chapter"], **row} for row in record["claims"])
+    return out
