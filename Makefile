@@ -5,6 +5,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+export TF_CPP_MIN_LOG_LEVEL ?= 3
+export PYTHONHASHSEED ?= 0
 
 .PHONY: book test unit nbval notebooks sync bench clean
 
@@ -27,12 +29,14 @@ test: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests -q
 
-## Re-sync the .md <-> .ipynb pairs and execute the notebooks in place (stores outputs).
+## Re-sync each chapter's .ipynb from its .md, execute it in place, strip figures (not committed).
+## CHAPTERS="01_gradient.md" limits it to some chapters.
 notebooks: $(STAMP)
-	cd book && for nb in *.ipynb; do \
-	  ../$(BIN)/jupytext --sync "$${nb%.ipynb}.md" && \
-	  ../$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
-	    --ExecutePreprocessor.timeout=900 "$$nb" || exit 1; done
+	cd book && for md in $(or $(CHAPTERS),$$(grep -l '^jupytext:' *.md)); do \
+	  nb="$${md%.md}.ipynb"; \
+	  ../$(BIN)/jupytext --to ipynb --update "$$md" -o "$$nb" && \
+	  ../$(BIN)/jupyter execute --inplace --timeout=900 "$$nb" && \
+	  ../$(BIN)/python -m bnn_saliency.notebooks strip "$$nb" || exit 1; done
 
 clean:
 	rm -rf _build .cache/jupyter-cache

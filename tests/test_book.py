@@ -39,3 +39,13 @@ def test_toc_lists_existing_files():
     assert not missing, f"_toc.yml lists files that do not exist: {missing}"
     for md in PAIRED:
         assert f"book/{md.stem}" in files, f"{md.name} is not listed in _toc.yml"
+
+
+@pytest.mark.parametrize("md", PAIRED, ids=lambda p: p.stem)
+def test_stored_notebooks_hold_no_images(md):
+    """Figures show dataset images or maps of them: rendered at build time, never committed."""
+    from bnn_saliency.notebooks import image_keys
+
+    nb = jupytext.read(md.with_suffix(".ipynb"))
+    found = [k for c in nb.cells for o in c.get("outputs", []) for k in image_keys(o)]
+    assert not found, f"{md.stem}.ipynb stores images {found[:3]}: run `make notebooks`"

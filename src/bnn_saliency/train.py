@@ -139,6 +139,36 @@ def train(model: str, seed: int, epochs: int, width: int = 64, batch_size: int =
     return record
 
 
+def record_float32_accuracy(name: str, out_dir: Path = DATA_OUT, subset: int = 1000) -> dict:
+    """Re-evaluate a shipped twin in float32 (how saliency runs) and store it in its record.
+
+    Adds ``float32_test_accuracy`` (all 10,000 test images) and ``subset_accuracy`` (the fixed
+    seed-0 subset of ``subset`` images that CI re-measures) to ``<name>.json``.
+    """
+    from tensorflow import keras
+
+    from .twins import build_twin
+
+    path = out_dir / f"{name}.json"
+    record = json.loads(path.read_text())
+    weights = out_dir / record["weights_file"]
+    data_mod.verify_sha256(weights, record["weights_sha256"])
+    keras.mixed_precision.set_global_policy("float32")
+    net = build_twin(record["family"], record["variant"], record["width"])
+    net.load_weights(weights)
+    cifar = data_mod.load_cifar10()
+    if cifar.source != record["data_source"]:
+        raise ValueError(f"{name} was trained on {record['data_source']}, data here is {cifar.source}")
+    x_test = data_mod.to_float(cifar.x_test)
+    pred = np.argmax(net.predict(x_test, batch_size=500, verbose=0), axis=1)
+    idx = data_mod.cifar10_subset(cifar, subset, seed=0)
+    record["float32_test_accuracy"] = round(float(np.mean(pred == cifar.y_test)), 4)
+    record["subset_accuracy"] = {"n": subset, "seed": 0,
+                                 "accuracy": round(float(np.mean(pred[idx] == cifar.y_test[idx])), 4)}
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    return record
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", required=True,
@@ -154,7 +184,13 @@ def main(argv=None) -> None:
                         help="train on a seeded subset of this many images")
     parser.add_argument("--float32", action="store_true", help="disable bf16 mixed precision")
     parser.add_argument("--out-dir", type=Path, default=DATA_OUT)
+    parser.add_argument("--float32-eval-only", action="store_true",
+                        help="only re-evaluate the shipped weights in float32 and update the record")
     args = parser.parse_args(argv)
+    if args.float32_eval_only:
+        print(json.dumps(record_float32_accuracy(
+            twin_name(args.model, args.seed, args.random_labels), args.out_dir)["subset_accuracy"]))
+        return
     train(args.model, args.seed, args.epochs, args.width, args.batch_size, args.lr,
           args.random_labels, args.train_subset, args.out_dir, mixed=not args.float32)
 

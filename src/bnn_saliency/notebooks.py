@@ -1,0 +1,49 @@
+"""Notebook housekeeping: stored chapter notebooks keep text outputs only.
+
+Figures show dataset images (CIFAR-10, ImageNet samples) or maps computed from them, which must
+not be committed; they are rendered when the book is built. nbval does not compare images, so
+stripping them loses no check. ``python -m bnn_saliency.notebooks strip book/*.ipynb``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import nbformat
+
+IMAGE_PREFIXES = ("image/", "application/papermill.record/image/")
+
+
+def image_keys(output) -> list[str]:
+    return [k for k in output.get("data", {}) if k.startswith(IMAGE_PREFIXES)]
+
+
+def strip_images(path: str) -> int:
+    """Remove image data from every output of a notebook, in place; returns how many."""
+    nb = nbformat.read(path, as_version=4)
+    removed = 0
+    for cell in nb.cells:
+        kept = []
+        for output in cell.get("outputs", []):
+            keys = image_keys(output)
+            for key in keys:
+                del output["data"][key]
+                removed += 1
+            if keys and not output["data"]:
+                continue  # nothing left: drop the output
+            kept.append(output)
+        if cell.cell_type == "code":
+            cell.outputs = kept
+    nbformat.write(nb, path)
+    return removed
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) < 2 or argv[0] != "strip":
+        raise SystemExit("usage: python -m bnn_saliency.notebooks strip NOTEBOOK.ipynb ...")
+    for path in argv[1:]:
+        print(f"{path}: removed {strip_images(path)} image outputs")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,124 @@
+"""What a chapter loops over: models, images and the pairs it compares, for either mode.
+
+``twins`` (default): the shipped CIFAR-10 twins on CIFAR-10 test images; the pairs are FP vs
+BNN of the same seed, seed-vs-seed baselines and the ablations. ``imagenet``: the paper's ten
+networks (wrapped so that every model takes raw RGB in [0, 255] and gradients are w.r.t. the
+same pixels) on the ImageNet sample images; the pairs are every FP x BNN combination, with
+FP x FP and BNN x BNN pairs as the baseline (no seeds there).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import data, models
+
+
+@dataclass
+class Study:
+    mode: str
+    note: str | None
+    models: dict            # name -> keras model taking images in ``value_range``
+    images: np.ndarray      # (N, H, W, 3) in value_range
+    labels: np.ndarray      # (N,)
+    class_names: list[str]
+    value_range: tuple[float, float]
+    pairs: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    panel: np.ndarray | None = None  # indices of the figure panel within images
+    gradcam_layers: dict[str, str] = field(default_factory=dict)
+    stats_idx: np.ndarray | None = None  # indices of the images used for statistics
+
+    def baseline_pairs(self) -> list[tuple[str, str]]:
+        """Pairs that differ by retraining only (twins: seeds) or, on ImageNet, same-kind pairs."""
+        if "seed baseline" in self.pairs:
+            return self.pairs["seed baseline"]
+        return self.pairs.get("FP vs FP", []) + self.pairs.get("BNN vs BNN", [])
+
+    def display_images(self) -> np.ndarray:
+        lo, hi = self.value_range
+        return (self.images - lo) / (hi - lo)
+
+
+TWIN_PAIRS = {
+    "FP vs BNN": [("vgg-fp-s0", "vgg-bnn-s0"), ("vgg-fp-s1", "vgg-bnn-s1")],
+    "seed baseline": [("vgg-fp-s0", "vgg-fp-s1"), ("vgg-bnn-s0", "vgg-bnn-s1")],
+    "ablation": [("vgg-fp-s0", "vgg-binw-s0"), ("vgg-fp-s0", "vgg-bina-s0"),
+                 ("vgg-bnn-s0", "vgg-binw-s0"), ("vgg-bnn-s0", "vgg-bina-s0")],
+    "ResNet FP vs BNN": [("resnet-fp-s0", "resnet-bnn-s0")],
+    "edge baseline": [("vgg-fp-s0", "edge"), ("vgg-bnn-s0", "edge"),
+                      ("resnet-fp-s0", "edge"), ("resnet-bnn-s0", "edge")],
+}
+
+
+def _with_preprocessing(spec: models.ModelSpec, net):
+    from tensorflow import keras
+
+    h, w = spec.input_size
+    inp = keras.Input((h, w, 3), name="raw_rgb")
+    out = net(spec.preprocess(inp))
+    return keras.Model(inp, out, name=f"{spec.name}_raw")
+
+
+def twin_study(n_images: int, seed: int = 0, note: str | None = None) -> Study:
+    """The shipped twins on the class panel (first 10 images) plus a seeded test subset.
+
+    Pairs whose twins are not shipped are left out; FP vs BNN (seed 0) is required.
+    """
+    cifar = data.load_cifar10()
+    shipped = set(models.chapter_models("twins")) | {"edge"}
+    pairs = {group: [p for p in group_pairs if set(p) <= shipped]
+             for group, group_pairs in TWIN_PAIRS.items()}
+    pairs = {group: p for group, p in pairs.items() if p}
+    if "FP vs BNN" not in pairs:
+        raise FileNotFoundError("the twins vgg-fp-s0 and vgg-bnn-s0 are not shipped in data/: "
+                                "run scripts/train_all.sh")
+    needed = {n for group_pairs in pairs.values() for p in group_pairs for n in p} - {"edge"}
+    nets = {n: models.load(n) for n in sorted(needed, key=_twin_order)}
+    idx = np.concatenate([data.cifar10_panel(cifar, seed), data.cifar10_subset(cifar, n_images, seed)])
+    return Study("twins", note, nets, data.to_float(cifar.x_test[idx]), cifar.y_test[idx],
+                 list(data.CIFAR10_CLASSES), (0.0, 1.0), pairs, np.arange(10),
+                 {n: models.get_spec(n).gradcam_layer for n in nets},
+                 np.arange(10, len(idx)))
+
+
+def imagenet_study(n_images: int, weights="imagenet", note: str | None = None,
+                   names: list[str] | None = None) -> Study:
+    """The paper's ten networks on ImageNet sample images (224x224, raw RGB in [0, 255])."""
+    names = names or list(models.IMAGENET_NAMES)
+    samples = data.imagenet_samples()[:n_images]
+    loaded = [data.load_imagenet_sample(s.index, size=224) for s in samples]
+    images = np.stack([im for im, _ in loaded])
+    labels = np.array([i for _, i in loaded])
+    nets, layers = {}, {}
+    for n in names:
+        spec = models.get_spec(n)
+        nets[n] = _with_preprocessing(spec, models.load(n, weights=weights, seed=0))
+        layers[n] = spec.gradcam_layer
+    fp = [n for n in names if models.get_spec(n).kind == "imagenet-fp"]
+    bnn = [n for n in names if models.get_spec(n).kind == "imagenet-bnn"]
+    pairs = {
+        "FP vs BNN": [(a, b) for a in fp for b in bnn],
+        "FP vs FP": [(a, b) for i, a in enumerate(fp) for b in fp[i + 1:]],
+        "BNN vs BNN": [(a, b) for i, a in enumerate(bnn) for b in bnn[i + 1:]],
+        "edge baseline": [(n, "edge") for n in names],
+    }
+    class_names = {s.index: s.name for s in data.imagenet_samples()}
+    return Study("imagenet", note, nets, images, labels,
+                 [class_names.get(i, str(i)) for i in range(1000)], (0.0, 255.0), pairs,
+                 np.arange(min(5, len(images))), layers, np.arange(len(images)))
+
+
+def load_study(n_images: int, seed: int = 0, mode: str | None = None) -> Study:
+    """The study for the configured mode (``BNN_SALIENCY_MODELS``), falling back to the twins
+    with a one-line note when ImageNet weights cannot be obtained."""
+    mode, note = models.resolve_mode(mode)
+    if mode == "imagenet":
+        return imagenet_study(n_images, note=note)
+    return twin_study(n_images, seed, note=note)
+
+
+def _twin_order(name: str) -> tuple:
+    family, variant = name.split("-")[:2]
+    return (family != "vgg", ["fp", "binw", "bina", "bnn"].index(variant), name)

@@ -1,0 +1,269 @@
+"""Tests of bnn_saliency.gbp_theory against independent oracles.
+
+Oracles: TensorFlow autodiff of the same networks (guided ReLU / guided STE via
+tf.custom_gradient, larq's ste_sign for the plain STE gradient), explicit patch slicing, brute-force
+enumeration of sign patterns, Monte Carlo over weights, and the analytic expectations.
+"""
+
+import itertools
+import math
+
+import larq as lq
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bnn_saliency import gbp_theory as g
+
+
+def _pearson(a, b):
+    a, b = np.ravel(a) - np.mean(a), np.ravel(b) - np.mean(b)
+    return float(a @ b / np.sqrt((a @ a) * (b @ b)))
+
+
+# --------------------------------------------------------------------------- patches
+def test_patches_match_slicing_and_fold_is_adjoint():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, 5, 2))
+    p = g.extract_patches(x, 3)
+    assert p.shape == (4 * 3, 18)
+    # patch j = (row 2, col 1): explicit slice in (row, col, channel) order
+    np.testing.assert_array_equal(p[2 * 3 + 1], x[2:5, 1:4, :].ravel())
+    q = rng.normal(size=p.shape)
+    # <D x, q> == <x, D^T q>
+    np.testing.assert_allclose((p * q).sum(), (x * g.fold_patches(q, x.shape, 3)).sum(), rtol=1e-12)
+
+
+def test_bad_inputs_raise():
+    with pytest.raises(ValueError, match="one image"):
+        g.extract_patches(np.zeros((2, 8, 8, 3)), 3)
+    with pytest.raises(ValueError, match="kernel"):
+        g.extract_patches(np.zeros((4, 4, 1)), 7)
+    with pytest.raises(ValueError, match="weight law"):
+        g.RandomConvNet(4, weights="ternary")
+    with pytest.raises(ValueError, match="n_filters"):
+        g.RandomConvNet(0)
+    with pytest.raises(ValueError, match="integer"):
+        g.rademacher_halfspace_mean_exact(np.array([0.5, 1.0]))
+    with pytest.raises(ValueError, match="channels"):
+        g.conv_sweep(g.RandomConvNet(2, kernel=3, channels=3), np.zeros((8, 8, 1)), 0)
+    with pytest.raises(KeyError, match="variant"):
+        g.RandomConvNet.variant("xnor", 4)
+
+
+# --------------------------------------------------------------------------- TF oracles
+def _guided(kind, window=1.0):
+    @tf.custom_gradient
+    def act(z):
+        if kind == "relu":
+            y = tf.nn.relu(z)
+
+            def grad(dy):
+                return tf.nn.relu(dy) * tf.cast(z > 0, z.dtype)
+        else:
+            y = tf.where(z >= 0, tf.ones_like(z), -tf.ones_like(z))
+
+            def grad(dy):
+                return tf.nn.relu(dy) * tf.cast(tf.abs(z) <= window, z.dtype)
+        return y, grad
+    return act
+
+
+def _tf_conv_maps(net, x, target, n):
+    """(gbp, gradient, logit) of the prefix net with n filters, by TF autodiff in float64."""
+    kernel = tf.constant(net.kernel_tensor()[..., :n].astype(np.float64))
+    out_hw = (x.shape[0] - net.kernel + 1, x.shape[1] - net.kernel + 1)
+    dense = tf.constant(net.dense_tensor(target, out_hw)[..., :n].astype(np.float64))
+    plain = tf.nn.relu if net.activation == "relu" else lq.quantizers.ste_sign
+    res = []
+    for act in (_guided(net.activation, net.ste_window), plain):
+        xt = tf.constant(x[None])
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            z = tf.nn.conv2d(xt, kernel, strides=1, padding="VALID")
+            logit = tf.reduce_sum(dense[None] * act(z))
+        res.append(tape.gradient(logit, xt).numpy()[0])
+    return res[0], res[1], float(logit.numpy())
+
+
+@pytest.mark.parametrize("variant", ["fp", "binw", "bina", "bnn"])
+def test_conv_net_matches_tensorflow_autodiff(variant):
+    rng = np.random.default_rng(1)
+    x = rng.random((9, 8, 2))
+    # c = 1/3: pre-activations ~ 0.8, so the STE window |z| <= 1 cuts through them
+    net = g.RandomConvNet.variant(variant, 70, seed=3, kernel=3, channels=2, c=1.0 / 3)
+    sizes = [1, 3, 5, 70]  # segments of 1, 2 and 2 filters take the small-segment path
+    sweep = g.conv_sweep(net, x, 5, sizes=sizes)
+    for i, n in enumerate(sizes):
+        gbp, grad, logit = _tf_conv_maps(net, x, 5, n)
+        np.testing.assert_allclose(sweep["gbp"][i], gbp, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(sweep["gradient"][i], grad, rtol=1e-10, atol=1e-12)
+        if n == 70:
+            np.testing.assert_allclose(g.conv_logits(net, x[None], 5)[0], logit, rtol=1e-10)
+    assert np.abs(sweep["gbp"][-1]).max() > 0 and np.abs(sweep["gradient"][-1]).max() > 0
+
+
+def test_float32_conv_net_matches_float64_autodiff_of_its_weights():
+    x = np.random.default_rng(12).random((10, 9, 3))
+    net = g.RandomConvNet(40, kernel=3, seed=2, dtype="float32")
+    sweep = g.conv_sweep(net, x, 1)
+    gbp, grad, _ = _tf_conv_maps(net, x, 1, 40)
+    np.testing.assert_allclose(sweep["gbp"][0], gbp, rtol=1e-4, atol=1e-5 * np.abs(gbp).max())
+    np.testing.assert_allclose(sweep["gradient"][0], grad, rtol=1e-4, atol=1e-5 * np.abs(grad).max())
+
+
+def test_fc_chunked_equals_unchunked_and_autodiff():
+    rng = np.random.default_rng(2)
+    x = rng.random((4, 3, 2))
+    net = g.RandomFCNet(2500, seed=7, dtype="float64")  # three generation blocks
+    sweep = g.fc_sweep(net, x, 3, sizes=[100, 1024, 2500])
+    w = np.concatenate([net.first_layer(b, x.size) for b in range(3)])[:2500]
+    v = np.concatenate([net.dense_weights(3, b) for b in range(3)])[:2500]
+    for i, n in enumerate([100, 1024, 2500]):
+        wn, vn = w[:n], v[:n]
+        mask = wn @ x.ravel() > 0
+        np.testing.assert_allclose(sweep["gbp"][i].ravel(), (np.maximum(vn, 0) * mask) @ wn,
+                                   rtol=1e-10)
+        np.testing.assert_allclose(sweep["gradient"][i].ravel(), (vn * mask) @ wn, rtol=1e-10)
+    # TF autodiff of the full net with a guided ReLU
+    xt = tf.constant(x.ravel()[None])
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        logit = tf.reduce_sum(tf.constant(v) * _guided("relu")(xt @ tf.constant(w.T)))
+    np.testing.assert_allclose(sweep["gbp"][-1].ravel(), tape.gradient(logit, xt).numpy()[0],
+                               rtol=1e-10)
+
+
+# --------------------------------------------------------------------------- closed forms
+def test_gaussian_halfspace_mean_matches_monte_carlo():
+    rng = np.random.default_rng(3)
+    y = rng.random(20)
+    w = rng.standard_normal((400_000, 20))
+    mc = (w * (w @ y > 0)[:, None]).mean(0)
+    se = (w * (w @ y > 0)[:, None]).std(0) / math.sqrt(len(w))
+    assert np.all(np.abs(mc - g.gaussian_halfspace_mean(y)) < 4.5 * se)
+
+
+def test_closed_form_is_the_monte_carlo_limit_of_gbp():
+    """Nie et al.'s eq. 5 (with our constant N c c_v / 2pi): GBP / its prediction -> 1 as N grows."""
+    x = np.random.default_rng(4).random((12, 12, 1))
+    net = g.RandomConvNet(8192, kernel=3, channels=1, seed=1, c=0.7, c_v=1.3)
+    ref = g.expected_gbp(net, x)
+    sizes = [32, 512, 8192]
+    sweep = g.conv_sweep(net, x, 0, sizes)
+    err = [g.relative_error(m[None] * net.n_filters / n, ref)[0] for n, m in zip(sizes, sweep["gbp"])]
+    assert err[0] > err[1] > err[2]
+    assert err[2] < 0.08  # ~ err[0] * sqrt(32/8192) = 0.04 if the constant is right
+    # a wrong constant (e.g. 2 c^2 N / pi, 4x ours) would leave a relative error near 3
+    assert g.relative_error(sweep["gbp"][-1:] * 4, ref)[0] > 2.5
+    # the plain gradient has mean zero: its projection on the closed form does not grow with N
+    grad = sweep["gradient"][-1]
+    assert abs(_pearson(grad, ref)) < 0.1
+
+
+def test_rademacher_exact_matches_enumeration():
+    rng = np.random.default_rng(5)
+    for y in (rng.integers(0, 30, 11), rng.integers(-9, 9, 12), np.array([5, 5, 5, 5, 5, 0, 2])):
+        eps = np.array(list(itertools.product([-1, 1], repeat=len(y))))
+        brute = (eps * (eps @ y > 0)[:, None]).mean(0)
+        np.testing.assert_allclose(g.rademacher_halfspace_mean_exact(y), brute, atol=1e-12)
+
+
+def test_rademacher_clt_and_gaussian_vs_monte_carlo_on_a_patch():
+    rng = np.random.default_rng(6)
+    y = rng.integers(0, 256, 147)  # an 8-bit 7x7x3 patch
+    eps = rng.integers(0, 2, size=(200_000, 147), dtype=np.int8) * 2 - 1
+    ind = (eps @ y > 0)
+    mc = (eps * ind[:, None]).mean(0)
+    se = 1 / math.sqrt(len(eps))  # |eps * ind| <= 1
+    exact = g.rademacher_halfspace_mean_exact(y)
+    assert np.abs(mc - exact).max() < 5 * se
+    # on such a patch the approximations are close but not exact
+    gauss = g.gaussian_halfspace_mean(y)
+    assert np.linalg.norm(exact - gauss) / np.linalg.norm(gauss) < 0.02
+    assert np.linalg.norm(g.rademacher_halfspace_mean_clt(y) - gauss) / np.linalg.norm(gauss) < 0.02
+    # one large coordinate: the erf saturation is visible and the CLT form tracks it
+    y2 = np.r_[np.full(30, 1), 40]
+    ex2 = g.rademacher_halfspace_mean_exact(y2)
+    assert abs(g.rademacher_halfspace_mean_clt(y2)[-1] - ex2[-1]) < abs(
+        g.gaussian_halfspace_mean(y2)[-1] - ex2[-1])
+
+
+def test_sign_activation_gbp_has_zero_mean():
+    """For sign/STE the guided signal relu(V) 1(|w.y| <= t) is even in w: E[GBP] = 0."""
+    x = np.random.default_rng(7).random((10, 10, 1))
+    fp, bina = [], []
+    for s in range(60):
+        fp.append(g.conv_sweep(g.RandomConvNet(16, kernel=3, channels=1, seed=s), x, 0)["gbp"][0])
+        bina.append(g.conv_sweep(g.RandomConvNet.variant("bina", 16, seed=s, kernel=3, channels=1),
+                                 x, 0)["gbp"][0])
+    fp, bina = np.array(fp), np.array(bina)
+    typical = np.linalg.norm(bina.reshape(60, -1), axis=1).mean()
+    assert np.linalg.norm(bina.mean(0)) < 3 * typical / math.sqrt(60)
+    assert np.linalg.norm(fp.mean(0)) > 0.5 * np.linalg.norm(fp.reshape(60, -1), axis=1).mean()
+
+
+# --------------------------------------------------------------------------- FC law sampler
+def test_fc_law_sampler_matches_explicit_network_distribution():
+    rng = np.random.default_rng(8)
+    x = rng.random((4, 4, 2)) + 0.2
+    n_h, seeds = 64, 300
+    explicit = np.array([_pearson(g.fc_sweep(g.RandomFCNet(n_h, seed=s, dtype="float64"), x, 0)
+                                  ["gbp"][0], x) for s in range(seeds)])
+    law = np.array([_pearson(g.fc_sweep_in_law(x, [n_h], seed=s)["gbp"][0], x)
+                    for s in range(seeds)])
+    se = math.sqrt(explicit.var() / seeds + law.var() / seeds)
+    assert abs(explicit.mean() - law.mean()) < 4 * se
+    assert abs(explicit.std() - law.std()) < 0.25 * explicit.std()
+
+
+def test_fc_predicted_correlation_at_large_width():
+    x = np.random.default_rng(9).random((16, 16, 3))
+    sizes = [10_000, 1_000_000]
+    r = np.array([[_pearson(m, x) for m in g.fc_sweep_in_law(x, sizes, seed=s)["gbp"]]
+                  for s in range(20)])
+    np.testing.assert_allclose(r.mean(0), g.fc_predicted_correlation(x, sizes), atol=0.02)
+
+
+# --------------------------------------------------------------------------- determinism
+def test_determinism_by_seed():
+    x = np.random.default_rng(10).random((10, 10, 3))
+    a = g.conv_sweep(g.RandomConvNet(20, kernel=3, seed=4), x, 2)
+    b = g.conv_sweep(g.RandomConvNet(20, kernel=3, seed=4), x, 2)
+    c = g.conv_sweep(g.RandomConvNet(20, kernel=3, seed=5), x, 2)
+    np.testing.assert_array_equal(a["gbp"], b["gbp"])
+    assert not np.allclose(a["gbp"], c["gbp"])
+    # a prefix network is the same network whatever the sweep asked for
+    d = g.conv_sweep(g.RandomConvNet(20, kernel=3, seed=4), x, 2, sizes=[3, 20])
+    np.testing.assert_allclose(d["gbp"][-1], a["gbp"][0], rtol=1e-12)
+    f1 = g.fc_sweep_in_law(x, [10, 100], seed=1)["gbp"]
+    np.testing.assert_array_equal(f1, g.fc_sweep_in_law(x, [10, 100], seed=1)["gbp"])
+
+
+def test_rms_slope_recovers_known_rate():
+    rng = np.random.default_rng(11)
+    n = np.array([1, 4, 16, 64, 256])
+    c = rng.uniform(0.5, 2.0, size=(1, 6, 1))  # per-image constants
+    # errors with E[err^2] = c / n exactly: chi-square(3)/3 fluctuations
+    err = np.sqrt(c / n * rng.chisquare(3, size=(8, 6, len(n))) / 3)
+    slope, low, high = g.rms_slope_ci([(n, err)], n_boot=400)
+    assert low < -0.5 < high and high - low < 0.2
+    slope_fast, *_ = g.rms_slope_ci([(n, err * n ** -0.25)], n_boot=50)
+    assert abs(slope_fast + 0.75) < 0.1
+    # two independent blocks (many seeds at small n) give the same rate
+    small = np.sqrt(c[..., :1] / 1 * rng.chisquare(3, size=(200, 6, 1)) / 3)
+    slope2, low2, high2 = g.rms_slope_ci([([1], small), (n[1:], err[..., 1:])], n_boot=400)
+    assert low2 < -0.5 < high2
+    with pytest.raises(ValueError, match="repeat"):
+        g.rms_slope_ci([(n, err), (n[:1], err[..., :1])])
+
+
+@pytest.mark.parametrize("weights", ["gaussian", "rademacher"])
+def test_small_networks_are_prefixes_of_large_ones(weights):
+    x = np.random.default_rng(13).random((9, 9, 3))
+    small = g.conv_sweep(g.RandomConvNet(3, kernel=3, weights=weights, seed=6), x, 4)
+    big = g.conv_sweep(g.RandomConvNet(100, kernel=3, weights=weights, seed=6), x, 4, sizes=[3, 100])
+    np.testing.assert_allclose(small["gbp"][0], big["gbp"][0], rtol=1e-12)
+    fc_small = g.fc_sweep(g.RandomFCNet(50, seed=6, dtype="float64"), x, 2)
+    fc_big = g.fc_sweep(g.RandomFCNet(2000, seed=6, dtype="float64"), x, 2, sizes=[50, 2000])
+    np.testing.assert_allclose(fc_small["gradient"][0], fc_big["gradient"][0], rtol=1e-12)
