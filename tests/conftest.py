@@ -1,3 +1,4 @@
+import contextlib
 import os
 
 import pytest
@@ -17,3 +18,19 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "needs_data: reads the offline data mirror")
+
+
+@contextlib.contextmanager
+def float64():
+    """Build keras models in float64. The global policy, once set (models.load sets it),
+    overrides floatx, so both are set and both restored."""
+    from tensorflow import keras
+
+    previous, previous_policy = keras.backend.floatx(), keras.mixed_precision.global_policy()
+    keras.backend.set_floatx("float64")
+    keras.mixed_precision.set_global_policy("float64")
+    try:
+        yield
+    finally:
+        keras.backend.set_floatx(previous)
+        keras.mixed_precision.set_global_policy(previous_policy)

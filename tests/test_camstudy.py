@@ -8,7 +8,6 @@ its spatial mean; inversion negates) and hand-built maps.
 
 from __future__ import annotations
 
-import contextlib
 
 import numpy as np
 import pytest
@@ -18,18 +17,9 @@ from tensorflow import keras
 from bnn_saliency import camstudy as C
 from bnn_saliency import metrics as M
 from bnn_saliency import saliency as S
+from conftest import float64
 from bnn_saliency import stats
 from bnn_saliency.twins import build_twin
-
-
-@contextlib.contextmanager
-def float64():
-    previous = keras.backend.floatx()
-    keras.backend.set_floatx("float64")
-    try:
-        yield
-    finally:
-        keras.backend.set_floatx(previous)
 
 
 def _images(n, shape, seed=0, dtype=np.float32):

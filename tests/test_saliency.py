@@ -8,7 +8,6 @@ Models are tiny; float64 where precision matters.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 
 import larq as lq
@@ -18,18 +17,8 @@ import tensorflow as tf
 from tensorflow import keras
 
 from bnn_saliency import saliency as S
+from conftest import float64
 from bnn_saliency.twins import build_twin, gradcam_layer
-
-
-@contextlib.contextmanager
-def float64():
-    """Build keras models in float64 (restores the previous floatx)."""
-    previous = keras.backend.floatx()
-    keras.backend.set_floatx("float64")
-    try:
-        yield
-    finally:
-        keras.backend.set_floatx(previous)
 
 
 def set_bn(model, seed=0):
