@@ -40,3 +40,10 @@ def test_accuracy_matches_provenance(record, test_subset):
     assert abs(acc - expected["accuracy"]) <= 0.005, (
         f"{record['name']}: accuracy {acc:.4f} on the fixed 1,000-image subset, "
         f"provenance says {expected['accuracy']:.4f}")
+
+
+def test_sha256sums_file_agrees_with_records():
+    """data/SHA256SUMS (for `sha256sum -c`) lists exactly the shipped weights, same hashes."""
+    lines = (report.WEIGHTS_DIR / "SHA256SUMS").read_text().split("\n")
+    listed = {name: digest for digest, name in (ln.split() for ln in lines if ln.strip())}
+    assert listed == {r["weights_file"]: r["weights_sha256"] for r in RECORDS}

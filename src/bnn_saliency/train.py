@@ -3,6 +3,8 @@
 Seeded, bf16 mixed precision on CPU, random crop (pad 4) + horizontal flip, Adam with a
 cosine learning-rate schedule, a checkpoint every epoch (an interrupted run resumes),
 a CSV log, and on completion the weights plus a provenance record in ``data/``.
+An uninterrupted run is deterministic; a resumed one restarts the data pipeline's shuffle
+sequence at the checkpointed epoch, so it is equally valid but not bit-identical.
 """
 
 from __future__ import annotations
