@@ -34,14 +34,45 @@ def _augment(tf, images, labels):
     return flipped, labels
 
 
+def compiled_twin(family: str, variant: str, width: int, lr: float, decay_steps: int):
+    """A freshly initialized twin compiled as :func:`train` compiles it: Adam with a cosine
+    decay from ``lr`` to 0 over ``decay_steps`` steps, cross-entropy on logits, accuracy.
+    Built under the current global Keras precision policy. Returns ``(net, optimizer)``."""
+    from tensorflow import keras
+
+    from .twins import build_twin
+
+    net = build_twin(family, variant, width)
+    schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=decay_steps)
+    optimizer = keras.optimizers.Adam(schedule)
+    net.compile(optimizer=optimizer,
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                metrics=["accuracy"])
+    return net, optimizer
+
+
+def training_dataset(x, y, batch_size: int, seed: int, augment: bool = True):
+    """The training input pipeline of :func:`train`: seeded reshuffle every epoch, batches,
+    augmentation (:func:`_augment`, unless ``augment=False``), prefetch."""
+    import tensorflow as tf
+
+    ds = (tf.data.Dataset.from_tensor_slices((x, y))
+          .shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
+          .batch(batch_size))
+    if augment:
+        ds = ds.map(lambda a, b: _augment(tf, a, b), num_parallel_calls=1)
+    return ds.prefetch(2)
+
+
 def train(model: str, seed: int, epochs: int, width: int = 64, batch_size: int = 128,
           lr: float = 1e-3, random_labels: bool = False, train_subset: int | None = None,
-          out_dir: Path = DATA_OUT, run_dir: Path | None = None, mixed: bool = True) -> dict:
+          out_dir: Path = DATA_OUT, run_dir: Path | None = None, mixed: bool = True,
+          augment: bool = True) -> dict:
     """Train one twin and write ``<name>.weights.h5`` and ``<name>.json`` into ``out_dir``."""
     import tensorflow as tf
     from tensorflow import keras
 
-    from .twins import VARIANT_DESCRIPTION, build_twin
+    from .twins import VARIANT_DESCRIPTION
 
     family, variant = model.split("-")
     name = twin_name(model, seed, random_labels)
@@ -63,18 +94,8 @@ def train(model: str, seed: int, epochs: int, width: int = 64, batch_size: int =
     x_train_f, x_test_f = data_mod.to_float(x_train), data_mod.to_float(cifar.x_test)
 
     steps_per_epoch = int(np.ceil(len(y_train) / batch_size))
-    net = build_twin(family, variant, width)
-    schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=epochs * steps_per_epoch)
-    optimizer = keras.optimizers.Adam(schedule)
-    net.compile(optimizer=optimizer,
-                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                metrics=["accuracy"])
-
-    ds = (tf.data.Dataset.from_tensor_slices((x_train_f, y_train))
-          .shuffle(len(y_train), seed=seed, reshuffle_each_iteration=True)
-          .batch(batch_size)
-          .map(lambda a, b: _augment(tf, a, b), num_parallel_calls=1)
-          .prefetch(2))
+    net, optimizer = compiled_twin(family, variant, width, lr, epochs * steps_per_epoch)
+    ds = training_dataset(x_train_f, y_train, batch_size, seed, augment)
 
     epoch_var = tf.Variable(0, dtype=tf.int64, name="epoch")
     ckpt = tf.train.Checkpoint(model=net, optimizer=optimizer, epoch=epoch_var)
@@ -122,7 +143,8 @@ def train(model: str, seed: int, epochs: int, width: int = 64, batch_size: int =
         "seed": seed, "epochs": epochs, "batch_size": batch_size,
         "optimizer": "Adam", "learning_rate": lr,
         "schedule": f"cosine decay from {lr} to 0 over {epochs} epochs",
-        "augmentation": "reflect-pad 4 + random 32x32 crop, random horizontal flip",
+        "augmentation": ("reflect-pad 4 + random 32x32 crop, random horizontal flip"
+                         if augment else "none"),
         "precision": "mixed_bfloat16" if mixed else "float32",
         "random_labels": random_labels, "train_images": int(len(y_train)),
         "data_source": cifar.source, "data_sha256": cifar.source_sha256,
@@ -184,6 +206,8 @@ def main(argv=None) -> None:
                         help="train on a seeded permutation of the labels (data randomization test)")
     parser.add_argument("--train-subset", type=int, default=None,
                         help="train on a seeded subset of this many images")
+    parser.add_argument("--no-augment", action="store_true",
+                        help="no crop/flip augmentation (used to memorize random labels)")
     parser.add_argument("--float32", action="store_true", help="disable bf16 mixed precision")
     parser.add_argument("--out-dir", type=Path, default=DATA_OUT)
     parser.add_argument("--float32-eval-only", action="store_true",
@@ -194,7 +218,8 @@ def main(argv=None) -> None:
             twin_name(args.model, args.seed, args.random_labels), args.out_dir)["subset_accuracy"]))
         return
     train(args.model, args.seed, args.epochs, args.width, args.batch_size, args.lr,
-          args.random_labels, args.train_subset, args.out_dir, mixed=not args.float32)
+          args.random_labels, args.train_subset, args.out_dir, mixed=not args.float32,
+          augment=not args.no_augment)
 
 
 if __name__ == "__main__":
