@@ -263,3 +263,231 @@ def test_kind_of_registered_names():
     assert C.kind_of("QuickNet") == "BNN" and C.kind_of("VGG16") == "FP"
     with pytest.raises(KeyError):
         C.kind_of("alexnet")
+
+
+# ------------------------------------------------------------------- the chapter's tables
+def _long(rows):
+    import pandas as pd
+
+    return pd.DataFrame(rows)
+
+
+def test_display_cams_upsamples_then_normalizes():
+    cam = np.array([[[0.0, 1.0], [2.0, 3.0]]])
+    out = C.display_cams(cam, (4, 4))
+    up = M.resize_maps(cam, (4, 4))
+    np.testing.assert_allclose(out, (up - up.min()) / (up.max() - up.min()), atol=1e-6)
+
+
+def test_score_table_against_metrics_and_hand_blank_maps(bnn_twin):
+    x = _images(4, (32, 32, 3), seed=8)
+    t = np.array([0, 1, 2, 3])
+    rng = np.random.default_rng(5)
+    signed = rng.normal(size=(4, 4, 4)).astype(np.float32)
+    signed[1] = -np.abs(signed[1])                   # all negative: blank Grad-CAM
+    signed[2] = -np.abs(signed[2])
+    signed[2, 0, 0] = 0.005 * np.abs(signed[2]).max()  # positive part below 1%: blank at tol 0.01
+    table = C.score_table({"m": bnn_twin}, x, t, {"m": signed}, {"m": "BNN"})
+    assert set(table["measure"]) == {"AD", "AI", "AG", "AD@50%", "blank", "blank (exact)"}
+    assert (table["kind"] == "BNN").all() and (table["model"] == "m").all()
+
+    def values(measure, variant):
+        sel = table[(table["measure"] == measure) & (table["variant"] == variant)]
+        return sel.sort_values("image")["value"].to_numpy()
+
+    np.testing.assert_array_equal(values("blank", "Grad-CAM"), [0, 1, 1, 0])
+    np.testing.assert_array_equal(values("blank (exact)", "Grad-CAM"), [0, 1, 0, 0])
+    for variant, cam in (("Grad-CAM", np.maximum(signed, 0)), ("inverted", -signed),
+                         ("no ReLU", signed)):
+        want = M.average_drop_increase_gain(bnn_twin, x, t, cam, per_sample=True)
+        np.testing.assert_allclose(values("AD", variant), want["average_drop"], rtol=1e-4,
+                                   atol=1e-4)
+        np.testing.assert_allclose(values("AG", variant), want["average_gain"], rtol=1e-4,
+                                   atol=1e-4)
+    mask = C.top_fraction_mask(-signed, (32, 32), 0.5)
+    want = M.average_drop_increase_gain(bnn_twin, x, t, mask, per_sample=True)
+    np.testing.assert_allclose(values("AD@50%", "inverted"), want["average_drop"], rtol=1e-4,
+                               atol=1e-4)
+    assert values("AD@50%", "no ReLU").size == 0
+
+
+def test_model_table_and_rows():
+    summary = _long([{"measure": m, "model": n, "variant": v, "mean": i + 10 * j,
+                      "low": 0.0, "high": 1.0}
+                     for i, n in enumerate(["a", "b"]) for j, m in enumerate(["AD", "blank"])
+                     for v in ("Grad-CAM", "inverted")])
+    table = C.model_table(summary, ["b", "a"], {"a": "FP", "b": "BNN"}, ["blank", "AD"])
+    assert list(table.index) == ["b", "a"] and list(table.columns) == ["kind", "blank", "AD"]
+    assert table.loc["b", "blank"] == 11 and table.loc["a", "AD"] == 0
+    rows = C.model_rows(summary, "blank", ["b", "a"], {"a": "FP", "b": "BNN"})
+    assert list(rows["model"]) == ["b", "a"] and list(rows["kind"]) == ["BNN", "FP"]
+    assert list(rows["mean"]) == [11, 10]
+
+
+def test_agreement_table_pair_mean_and_gap():
+    rng = np.random.default_rng(6)
+    base = rng.normal(size=(5, 4, 4))
+    maps = {n: C.cam_variants(base + s * rng.normal(size=(5, 4, 4)))
+            for n, s in (("f0", 0.1), ("f1", 0.2), ("b0", 2.0), ("b1", 3.0))}
+    pairs = {"FP vs BNN": [("f0", "b0"), ("f1", "b1")], "seed": [("f0", "f1")]}
+    agree = C.agreement_table(maps, pairs, (8, 8), idx=np.array([0, 2, 4]))
+    assert len(agree) == 3 * 3 * 3 and set(agree["variant"]) == set(C.SCORED)
+    row = agree[(agree["pair"] == "f0 vs b0") & (agree["variant"] == "inverted")]
+    want = [sps.spearmanr(M.resize_maps(-maps["b0"]["no ReLU"][i:i + 1], (8, 8)).ravel(),
+                          M.resize_maps(maps["f0"]["Grad-CAM"][i:i + 1], (8, 8)).ravel())[0]
+            for i in (0, 2, 4)]
+    np.testing.assert_allclose(row["value"], want, atol=1e-12)
+    cross = C.pair_mean(agree, pairs["FP vs BNN"])
+    by_pair = agree[agree["variant"] == "Grad-CAM"].pivot(index="image", columns="pair",
+                                                           values="value")
+    np.testing.assert_allclose(cross, (by_pair["f0 vs b0"] + by_pair["f1 vs b1"]) / 2)
+    gap = C.agreement_gap(agree, pairs["FP vs BNN"], pairs["seed"])
+    assert gap.point == pytest.approx(float((by_pair["f0 vs f1"] - cross).mean()))
+    no_base = C.agreement_gap(agree, pairs["FP vs BNN"], [])
+    assert no_base.point == pytest.approx(float((1 - cross).mean()))
+    with pytest.raises(KeyError):
+        C.pair_mean(agree, [("f0", "zz")])
+
+
+def _score_rows():
+    """AD of models fa, fb (FP) and ba, bb (BNN): value = base + 10 [inverted] + image."""
+    rows = []
+    for model, kind, base in (("fa", "FP", 1.0), ("fb", "FP", 2.0), ("ba", "BNN", 5.0),
+                              ("bb", "BNN", 9.0)):
+        for variant, shift in (("Grad-CAM", 0.0), ("inverted", -10.0)):
+            for image in range(4):
+                rows.append({"model": model, "kind": kind, "variant": variant, "measure": "AD",
+                             "image": image, "value": base + shift + image})
+                rows.append({"model": model, "kind": kind, "variant": variant,
+                             "measure": "blank", "image": image,
+                             "value": float(kind == "BNN" and image < 2)})
+    return _long(rows)
+
+
+def test_excess_cap_gain_and_rate_on_a_hand_table():
+    scores = _score_rows()
+    cross, base = [("fa", "ba"), ("fb", "bb")], [("fa", "fb"), ("ba", "bb")]
+    # cross differences 4 and 7 (mean 5.5); baseline differences 1 and 4 (max |.| = 4)
+    assert C.excess(scores, cross, base, "AD").point == pytest.approx(1.5)
+    assert C.excess(scores, cross, [], "AD").point == pytest.approx(5.5)
+    assert C.variant_gain(scores, ["ba", "bb"], "AD", "inverted").point == pytest.approx(10.0)
+    assert C.kind_rate(scores, "blank", "BNN") == pytest.approx(0.5)
+    assert C.kind_rate(scores, "blank", "FP") == 0.0
+    assert C.cap_verdict("reproduced", False) == "partly"
+    assert C.cap_verdict("reproduced", True) == "reproduced"
+    assert C.cap_verdict("not reproduced", False) == "not reproduced"
+
+
+def test_sign_table_and_kind_mean(bnn_twin):
+    parts = {"a": C.CamParts(np.ones((3, 2, 2), np.float32), np.array([[1, -1]] * 3, np.float32),
+                             np.ones((3, 2), np.float32)),
+             "b": C.CamParts(-np.ones((3, 2, 2), np.float32), np.array([[-1, -1]] * 3, np.float32),
+                             np.ones((3, 2), np.float32))}
+    table = C.sign_table(parts, {"a": "FP", "b": "BNN"}, idx=np.array([0, 2]))
+    assert len(table) == 4 and list(table["model"]) == ["a", "a", "b", "b"]
+    np.testing.assert_array_equal(table["frac_neg_alpha"], [0.5, 0.5, 1.0, 1.0])
+    np.testing.assert_array_equal(table["blank"], [False, False, True, True])
+    assert C.kind_mean_ci(table, "frac_neg_alpha", "BNN").point == 1.0
+    with pytest.raises(KeyError):
+        C.kind_mean_ci(table, "frac_neg_alpha", "binary weights")
+
+
+def test_depth_table_layers_and_difference(bnn_twin):
+    x = _images(3, (32, 32, 3), seed=9)
+    t = np.array([0, 1, 2])
+    depth = C.depth_table({"vgg-bnn-s0": bnn_twin}, x, t, {"vgg-bnn-s0": "BNN"})
+    layers = set(depth["layer"])
+    assert {f"bn{i}" for i in range(1, 7)} | {f"act{i}" for i in range(1, 7)} <= layers
+    blocks = depth[depth["tensor"] == "block"]
+    assert sorted(set(blocks["block"])) == list(range(1, 7))
+    # the AD of act3 is that of Grad-CAM at act3, by a second implementation
+    cam = np.maximum(S.gradcam(bnn_twin, x, t, layer="act3"), 0)
+    want = M.average_drop_increase_gain(bnn_twin, x, t, cam, per_sample=True)["average_drop"]
+    got = depth[(depth["layer"] == "act3") & (depth["measure"] == "AD")]["value"].to_numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3)
+    diff = C.layer_difference_ci(depth, "vgg-bnn-s0", ["act3", "act4"], ["bn3", "bn4"])
+
+    def ad(layer):
+        return depth[(depth["layer"] == layer) & (depth["measure"] == "AD")]["value"].to_numpy()
+
+    assert diff.point == pytest.approx(float(np.mean((ad("act3") - ad("bn3")
+                                                      + ad("act4") - ad("bn4")) / 2)))
+    summary = stats.summarize(depth, "value", by=["measure", "family", "kind", "tensor", "block",
+                                                  "layer"])
+    best = C.best_layers(summary)
+    sel = summary[summary["measure"] == "AD"]
+    assert best.loc["BNN", "layer"] == sel.loc[sel["mean"].idxmin(), "layer"]
+    with pytest.raises(ValueError):
+        C.layer_difference_ci(depth, "vgg-bnn-s0", ["act3"], [])
+
+
+def test_method_maps_and_table(bnn_twin):
+    x = _images(3, (32, 32, 3), seed=10)
+    t = np.array([3, 1, 2])
+    mm = C.method_maps({"m": bnn_twin}, x, t, {"m": {"std": "conv6", "a5": "act5"}},
+                       skip={"m": 1})
+    assert set(mm) == {("m", "std"), ("m", "a5")}
+    np.testing.assert_allclose(mm["m", "a5"]["Grad-CAM"],
+                               np.maximum(S.gradcam(bnn_twin, x, t, layer="act5"), 0),
+                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(mm["m", "std"]["Score-CAM"][0], 0.0)  # skipped image
+    np.testing.assert_allclose(mm["m", "std"]["Score-CAM"][1:],
+                               S.scorecam(bnn_twin, x[1:], t[1:], layer="conv6"), rtol=1e-4,
+                               atol=1e-6)
+    sliced = {k: {m: v[1:] for m, v in by.items()} for k, by in mm.items()}
+    table = C.method_table({"m": bnn_twin}, sliced, x[1:], t[1:], {"m": "BNN"})
+    assert set(table["variant"]) == set(C.METHODS) and set(table["layer"]) == {"std", "a5"}
+    sel = table[(table["layer"] == "a5") & (table["variant"] == "Grad-CAM++")
+                & (table["measure"] == "AD")]
+    want = M.average_drop_increase_gain(bnn_twin, x[1:], t[1:], sliced["m", "a5"]["Grad-CAM++"],
+                                        per_sample=True)["average_drop"]
+    np.testing.assert_allclose(sel["value"], want, rtol=1e-4, atol=1e-4)
+
+
+def test_method_deltas_rescoring_and_judged_tests(bnn_twin):
+    x = _images(3, (32, 32, 3), seed=11)
+    t = np.array([0, 1, 2])
+    rng = np.random.default_rng(7)
+    cams = {"Grad-CAM": rng.random((3, 4, 4)), "inverted": rng.random((3, 4, 4))}
+    cams["Grad-CAM"][1] = 0.0  # a constant (blank) map
+    scores = C.faithfulness(bnn_twin, x, t, cams, constant="zero")
+    table = (scores.melt(id_vars=["variant", "image"], value_vars=list(C.MEASURES),
+                         var_name="measure").assign(model="m"))
+    table["measure"] = table["measure"].map(C.MEASURES)
+    again = C.rescore_constant_maps(table, "one", {"m": bnn_twin},
+                                    {("m", k): c for k, c in cams.items()}, x, t)
+    want = C.faithfulness(bnn_twin, x, t, cams, constant="one")
+    for variant in cams:
+        got = again[(again["variant"] == variant) & (again["measure"] == "AD")]["value"]
+        np.testing.assert_allclose(got, want[want["variant"] == variant]["average_drop"],
+                                   rtol=1e-5, atol=1e-5)
+    assert again.loc[(again["variant"] == "Grad-CAM") & (again["measure"] == "AD")
+                     & (again["image"] == 1), "value"].item() == pytest.approx(0.0, abs=1e-4)
+    # method deltas on a hand table: AD(b) - AD(a) per method
+    rows = [{"model": mdl, "variant": meth, "measure": "AD", "image": i, "layer": "L",
+             "value": {"fa": 1.0, "ba": 4.0}[mdl] * (1 + k) + i}
+            for mdl in ("fa", "ba") for k, meth in enumerate(C.METHODS) for i in range(3)]
+    d = C.method_deltas(_long(rows), "L", [("fa", "ba")])
+    np.testing.assert_allclose(d["Grad-CAM"], 3.0)
+    np.testing.assert_allclose(d["Score-CAM"], 9.0)
+    assert C.ad_test_rule("Score-CAM BNN - FP (L)") == (10.0, "below")
+    assert C.ad_test_rule("STE share of the gap (L)") == (0.0, "above")
+    judged = C.judge_tests({"AD excess (BNN - FP, beyond seeds)": stats.CI(2.0, 1.0, 3.0),
+                            "Score-CAM BNN - FP (L)": stats.CI(5.0, 4.0, 12.0),
+                            "STE share of the gap (L)": stats.CI(np.nan, np.nan, np.nan)},
+                           has_baseline=False)
+    assert list(judged["verdict"]) == ["partly", "partly", "undefined"]
+
+
+def test_ad_tests_on_a_hand_table():
+    scores = _score_rows()
+    mrows = [{"model": mdl, "variant": meth, "measure": "AD", "image": i, "layer": "L",
+              "value": {"fa": 0.0, "ba": 3.0}[mdl] * (1 + k) + i}
+             for mdl in ("fa", "ba") for k, meth in enumerate(C.METHODS) for i in range(4)]
+    tests = C.ad_tests(scores, _long(mrows), cross_pairs=[("fa", "ba"), ("fb", "bb")],
+                       base_pairs=[("fa", "fb"), ("ba", "bb")], score_pairs=[("fa", "ba")],
+                       layers=["L"])
+    assert tests["AD excess (BNN - FP, beyond seeds)"].point == pytest.approx(1.5)
+    assert tests["AD gain of inversion (BNN)"].point == pytest.approx(10.0)
+    assert tests["Score-CAM BNN - FP (L)"].point == pytest.approx(9.0)
+    assert tests["STE share of the gap (L)"].point == pytest.approx(3.0 - 9.0)

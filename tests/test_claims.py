@@ -30,3 +30,27 @@ def test_claim_validation_and_roundtrip(tmp_path):
     loaded = claims.load_all(tmp_path)
     assert loaded[0]["chapter"] == "01_x" and loaded[0]["value"] == 0.5123
     assert claims.table([row]).shape == (1, 7)
+
+
+@pytest.mark.parametrize("low,high,expected", [
+    (0.2, 0.3, "reproduced"),       # inside (0.1, 0.4)
+    (0.05, 0.3, "partly"),          # straddles the lower bound
+    (0.3, 0.5, "partly"),           # straddles the upper bound
+    (0.0, 0.5, "partly"),           # covers the whole range
+    (-0.2, 0.05, "not reproduced"),  # wholly below
+    (0.45, 0.6, "not reproduced"),   # wholly above
+])
+def test_judge_inside(low, high, expected):
+    assert claims.judge_inside(low, high, 0.1, 0.4) == expected
+
+
+def test_judge_inside_needs_an_interval():
+    with pytest.raises(ValueError, match="lo < hi"):
+        claims.judge_inside(0.1, 0.2, 0.4, 0.1)
+
+
+def test_format_ci():
+    assert claims.format_ci((0.12345, -0.5, 1.0)) == "0.123 [-0.500, 1.000]"
+    assert claims.format_ci((0.1, 0.05, 0.2), digits=1, scale=100, suffix="%") == "10.0% [5.0%, 20.0%]"
+    with pytest.raises(ValueError, match="value, low, high"):
+        claims.format_ci((1.0, 2.0))

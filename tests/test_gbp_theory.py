@@ -267,3 +267,257 @@ def test_small_networks_are_prefixes_of_large_ones(weights):
     fc_small = g.fc_sweep(g.RandomFCNet(50, seed=6, dtype="float64"), x, 2)
     fc_big = g.fc_sweep(g.RandomFCNet(2000, seed=6, dtype="float64"), x, 2, sizes=[50, 2000])
     np.testing.assert_allclose(fc_small["gradient"][0], fc_big["gradient"][0], rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- chapter experiments
+import pandas as pd  # noqa: E402
+
+
+def _corr(a, b):
+    return float(np.corrcoef(np.ravel(a), np.ravel(b))[0, 1])
+
+
+def _explicit_conv_maps(net, x, target):
+    """GBP and gradient by explicit loops over positions: sum_ij [V]_+ act'(z) D_j^T w_i."""
+    k = net.kernel
+    w = net.kernel_tensor().astype(np.float64).reshape(-1, net.n_filters)  # (p, N)
+    hh, ww = x.shape[0] - k + 1, x.shape[1] - k + 1
+    v = net.dense_tensor(target, (hh, ww)).astype(np.float64)  # (H', W', N)
+    gbp, grad = np.zeros_like(x), np.zeros_like(x)
+    for r in range(hh):
+        for c in range(ww):
+            y = x[r:r + k, c:c + k].ravel()
+            z = y @ w
+            mask = z > 0 if net.activation == "relu" else np.abs(z) <= net.ste_window
+            gbp[r:r + k, c:c + k] += ((np.maximum(v[r, c], 0) * mask) @ w.T).reshape(k, k, -1)
+            grad[r:r + k, c:c + k] += ((v[r, c] * mask) @ w.T).reshape(k, k, -1)
+    return gbp, grad
+
+
+def _eq5(x, k=7):
+    """sum_j D_j^T y_j / (sqrt(2 pi) ||y_j||) by explicit slicing."""
+    out = np.zeros_like(x)
+    for r in range(x.shape[0] - k + 1):
+        for c in range(x.shape[1] - k + 1):
+            y = x[r:r + k, c:c + k]
+            out[r:r + k, c:c + k] += y / (math.sqrt(2 * math.pi) * np.linalg.norm(y))
+    return out
+
+
+def test_seeds_images_ci_and_group_cis_point_estimates():
+    table = pd.DataFrame({"seed": [0, 0, 1, 1], "image": [0, 1, 0, 1], "v": [1.0, 2.0, 3.0, 6.0]})
+    point, low, high = g.seeds_images_ci(table, "v")
+    assert point == pytest.approx(3.0) and low <= 3.0 <= high
+    assert low >= 1.0 and high <= 6.0
+    same = pd.DataFrame({"seed": [0, 1], "image": [0, 0], "v": [2.0, 2.0]})
+    assert tuple(g.seeds_images_ci(same, "v")) == pytest.approx((2.0, 2.0, 2.0))
+    with pytest.raises(ValueError, match="repeated"):
+        g.seeds_images_ci(pd.concat([table, table]), "v")
+    with pytest.raises(KeyError, match="lacks"):
+        g.seeds_images_ci(table, "missing")
+    groups = pd.DataFrame({"variant": ["b", "b", "a", "a", "a"], "x": [1.0, 3.0, 0.0, 0.0, 3.0]})
+    out = g.group_cis(groups, ["x"], by="variant")
+    assert list(out.index) == ["b", "a"]  # order of appearance
+    assert out.loc["b", "x"][0] == pytest.approx(2.0) and out.loc["a", "x"][0] == pytest.approx(1.0)
+
+
+def test_random_logit_targets():
+    logits = np.random.default_rng(0).normal(size=(5, 30))
+    t = g.random_logit_targets(logits, 4, seed=3)
+    assert t.shape == (5, 4)
+    np.testing.assert_array_equal(t[:, 0], logits.argmax(axis=1))
+    for row in t:
+        assert len(set(row)) == 4 and (0 <= row).all() and (row < 30).all()
+    np.testing.assert_array_equal(t, g.random_logit_targets(logits, 4, seed=3))
+    assert not np.array_equal(t[:, 1:], g.random_logit_targets(logits, 4, seed=4)[:, 1:])
+    with pytest.raises(ValueError, match="n_logits"):
+        g.random_logit_targets(logits, 31, seed=0)
+
+
+def test_untrained_logit_maps_are_the_weight_rows_of_a_linear_model():
+    """For f(x) = W^T vec(x) + b the gradient (and GBP: no ReLU) of logit k is W[:, k]."""
+    from tensorflow import keras
+
+    def build(seed):
+        keras.utils.set_random_seed(seed)
+        return keras.Sequential([keras.Input((4, 4, 2)), keras.layers.Flatten(),
+                                 keras.layers.Dense(7)])
+
+    x = np.random.default_rng(1).random((3, 4, 4, 2)).astype(np.float32)
+    res = g.untrained_logit_maps(build, x, seeds=(5, 6), n_logits=3, batch_size=2)
+    for seed in (5, 6):
+        w = build(seed).layers[-1].get_weights()[0]  # (32, 7), this seed's weights
+        z = x.reshape(3, -1) @ w + build(seed).layers[-1].get_weights()[1]
+        np.testing.assert_array_equal(res[seed]["targets"][:, 0], z.argmax(axis=1))
+        for i in range(3):
+            for j, k in enumerate(res[seed]["targets"][i]):
+                expected = w[:, k].reshape(4, 4, 2)
+                np.testing.assert_allclose(res[seed]["gradient"][i, j], expected, atol=1e-6)
+                np.testing.assert_allclose(res[seed]["gbp"][i, j], expected, atol=1e-6)
+    with pytest.raises(ValueError, match="inputs"):
+        g.untrained_logit_maps(build, x[0], seeds=(0,))
+
+
+def test_invariance_table_on_known_maps():
+    rng = np.random.default_rng(2)
+    x = rng.random((2, 5, 5, 3))
+    a = rng.normal(size=(2, 5, 5, 3))
+    results = {0: {"gbp": np.stack([np.stack([2 * xi + 1, 2 * xi + 1, 3 * xi]) for xi in x]),
+                   "gradient": np.stack([np.stack([ai, -ai, ai]) for ai in a])}}
+    t = g.invariance_table(results, x)
+    assert list(t.columns) == ["seed", "image", "invariance gbp", "invariance gradient",
+                               "corr(image) gbp", "corr(image) gradient"]
+    np.testing.assert_allclose(t["invariance gbp"], 1.0)
+    np.testing.assert_allclose(t["invariance gradient"], -1 / 3)  # pairs: -1, +1, -1
+    np.testing.assert_allclose(t["corr(image) gbp"], 1.0)
+    np.testing.assert_allclose(t["corr(image) gradient"], [_corr(a[i], x[i]) for i in range(2)])
+
+
+def test_conv_experiment_matches_explicit_networks():
+    rng = np.random.default_rng(3)
+    images = rng.random((2, 11, 11, 3))
+    exp = g.conv_experiment(images, seeds=[0, 1], sizes=[2, 4, 8], variants=("fp", "bina"),
+                            sign_max=4, invariance_n=4)
+    t = exp.table
+    assert exp.sizes == {"fp": [2, 4, 8], "bina": [2, 4]}
+    assert len(t) == 2 * 2 * 3 + 2 * 2 * 2 and len(exp.invariance) == 2 * 2 * 2
+    assert set(exp.maps) == {(v, i) for v in ("fp", "bina") for i in range(2)}
+    for variant, seed, i, n in [("fp", 1, 0, 4), ("fp", 0, 1, 8), ("bina", 1, 1, 4)]:
+        x = images[i]
+        net = g.RandomConvNet.variant(variant, n, seed=seed, dtype="float32")
+        gbp, grad = _explicit_conv_maps(net, x, 0)
+        row = t[(t["variant"] == variant) & (t["seed"] == seed) & (t["image"] == i) & (t["N"] == n)]
+        assert len(row) == 1
+        row = row.iloc[0]
+        assert row["gbp~eq5"] == pytest.approx(_corr(gbp, _eq5(x)), abs=1e-6)
+        assert row["gbp~image"] == pytest.approx(_corr(gbp, x), abs=1e-6)
+        assert row["grad~image"] == pytest.approx(_corr(grad, x), abs=1e-6)
+        if variant == "fp":  # E[GBP] = N c c_v / (2 pi) * sum_j D_j^T y_j / ||y_j||
+            expected = n * net.c * _eq5(x) / math.sqrt(2 * math.pi)
+            assert row["rel. error"] == pytest.approx(
+                np.linalg.norm(gbp - expected) / np.linalg.norm(expected), rel=1e-5)
+        else:
+            assert np.isnan(row["rel. error"])
+    # class invariance: logit 0 vs logit 1 of the same network with invariance_n filters
+    net = g.RandomConvNet.variant("fp", 4, seed=1, dtype="float32")
+    g0, d0 = _explicit_conv_maps(net, images[0], 0)
+    g1, d1 = _explicit_conv_maps(net, images[0], 1)
+    inv = exp.invariance.set_index(["variant", "seed", "image"]).loc[("fp", 1, 0)]
+    assert inv["gbp"] == pytest.approx(_corr(g0, g1), abs=1e-6)
+    assert inv["gradient"] == pytest.approx(_corr(d0, d1), abs=1e-6)
+    with pytest.raises(ValueError, match="invariance_n"):
+        g.conv_experiment(images, [0], [2, 8], variants=("fp",), invariance_n=4)
+
+
+def test_independent_errors_error_blocks_and_rms():
+    rng = np.random.default_rng(4)
+    images = rng.random((2, 8, 8, 3))
+    errs = g.independent_errors("fp", images, {1: 3, 2: 2}, seed_base=10)
+    assert errs[1].shape == (3, 2, 1) and errs[2].shape == (2, 2, 1)
+    net = g.RandomConvNet.variant("fp", 2, seed=10 * 2 + 1, dtype="float32")  # s = 1 at n = 2
+    gbp, _ = _explicit_conv_maps(net, images[1], 0)
+    expected = 2 * net.c * _eq5(images[1]) / math.sqrt(2 * math.pi)
+    assert errs[2][1, 1, 0] == pytest.approx(
+        np.linalg.norm(gbp - expected) / np.linalg.norm(expected), rel=1e-5)
+    with pytest.raises(ValueError, match="sign activations"):
+        g.independent_errors("bina", images, {1: 1})
+    # error_blocks on a hand-made table: 2 seeds x 2 images x sizes (1, 4, 16)
+    rows = [{"variant": "fp", "seed": s, "image": i, "N": n, "rel. error": 100 * s + 10 * i + k}
+            for s in range(2) for i in range(2) for k, n in enumerate((1, 4, 16))]
+    table = pd.DataFrame(rows)
+    small = {1: np.ones((5, 2, 1))}
+    blocks = g.error_blocks(table, "fp", small)
+    assert blocks[0][0] == [1] and blocks[0][1] is small[1]
+    assert blocks[1][0] == [4, 16]
+    np.testing.assert_array_equal(blocks[1][1][1, 0], [101, 102])  # seed 1, image 0
+    np.testing.assert_array_equal(blocks[1][1][0, 1], [11, 12])
+    sizes, rms = g.rms_by_size([([1], np.full((3, 2, 1), 2.0)), ([4], np.array([[[3.0], [4.0]]]))])
+    np.testing.assert_array_equal(sizes, [1, 4])
+    np.testing.assert_allclose(rms, [2.0, math.sqrt(12.5)])
+    with pytest.raises(KeyError, match="variant"):
+        g.error_blocks(table, "binw", small)
+
+
+def test_fc_law_table_and_width_for_correlation():
+    x = np.random.default_rng(5).random((2, 4, 4, 3))
+    t = g.fc_law_table(x, [10, 1000], seeds=[0, 1])
+    assert len(t) == 8 and set(t["N_h"]) == {10, 1000}
+    law = g.fc_sweep_in_law(x[1], [10, 1000], seed=1)
+    row = t[(t["seed"] == 1) & (t["image"] == 1) & (t["N_h"] == 1000)].iloc[0]
+    assert row["gbp~image"] == pytest.approx(_corr(law["gbp"][1], x[1]), abs=1e-12)
+    assert row["grad~image"] == pytest.approx(_corr(law["gradient"][1], x[1]), abs=1e-12)
+    # hand-computed: half the pixels 0, half 1 -> rho^2 = var / mean(x^2) = 0.25 / 0.5
+    half = np.zeros((2, 2, 1))
+    half[0] = 1.0
+    assert g.fc_width_for_correlation(half, 0.9) == pytest.approx(
+        math.pi ** 2 * 4 / (0.5 * (1 / 0.81 - 1)))
+    # and it inverts the prediction
+    n = g.fc_width_for_correlation(x[0], 0.7)
+    assert g.fc_predicted_correlation(x[0], [n])[0] == pytest.approx(0.7)
+    with pytest.raises(ValueError, match="r must be"):
+        g.fc_width_for_correlation(x[0], 1.0)
+    with pytest.raises(ValueError, match="constant"):
+        g.fc_width_for_correlation(np.ones((2, 2, 1)), 0.5)
+
+
+def test_rademacher_patch_deviations_by_enumeration():
+    x = np.random.default_rng(6).random((2, 4, 4, 3))
+    t = g.rademacher_patch_deviations(x, per_image=2, seed=7, kernel=2)  # p = 12 dims
+    assert len(t) == 4 and list(t["image"]) == [0, 0, 1, 1]
+    rng = np.random.default_rng(7)
+    eps = np.array(list(itertools.product([-1, 1], repeat=12)))
+    for i in range(2):
+        patches = [np.round(255 * x[i, r:r + 2, c:c + 2]).astype(int).ravel()
+                   for r in range(3) for c in range(3)]
+        for k, j in enumerate(rng.choice(9, size=2, replace=False)):
+            y = patches[j]
+            exact = (eps * (eps @ y > 0)[:, None]).mean(0)
+            gauss = y / (math.sqrt(2 * math.pi) * np.linalg.norm(y))
+            assert t["exact vs Gaussian"].iloc[2 * i + k] == pytest.approx(
+                np.linalg.norm(exact - gauss) / np.linalg.norm(gauss), rel=1e-9)
+    with pytest.raises(ValueError, match="patches"):
+        g.rademacher_patch_deviations(x, per_image=10, kernel=2)
+
+
+def test_variant_summary_on_a_hand_made_table():
+    rows, inv = [], []
+    for v, base in (("fp", 0.9), ("bnn", 0.0)):
+        for s in range(2):
+            for i in range(2):
+                rows.append({"variant": v, "seed": s, "image": i, "N": 4, "gbp~eq5": base + 0.1 * s,
+                             "gbp~image": 0.5, "grad~image": 0.01 * i})
+                rows.append({"variant": v, "seed": s, "image": i, "N": 8, "gbp~eq5": 7.0,
+                             "gbp~image": 7.0, "grad~image": 7.0})
+                inv.append({"variant": v, "seed": s, "image": i, "gbp": base, "gradient": 0.0})
+    out = g.variant_summary(pd.DataFrame(rows), pd.DataFrame(inv), n=4)
+    assert list(out.index) == ["fp", "bnn"]
+    assert out.loc["bnn", "weights"] == "rademacher" and out.loc["bnn", "activation"] == "sign"
+    assert out.loc["fp", "gbp~eq5"][0] == pytest.approx(0.95)
+    assert out.loc["fp", "grad~image"][0] == pytest.approx(0.005)
+    assert out.loc["bnn", "GBP invariance (2 logits)"][0] == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="N = 16"):
+        g.variant_summary(pd.DataFrame(rows), pd.DataFrame(inv), n=16)
+
+
+def test_untrained_twin_table_matches_direct_saliency_calls():
+    from bnn_saliency import saliency, twins
+
+    x = np.random.default_rng(8).random((2, 32, 32, 3)).astype(np.float32)
+    t = g.untrained_twin_table(x, n_logits=2, seed=0)
+    assert list(t["variant"]) == [v for v in twins.VARIANTS for _ in range(2)]
+    tf.keras.utils.set_random_seed(0)
+    model = twins.build_twin("vgg", "bnn")
+    xs, ts = np.repeat(x, 2, axis=0), np.tile(np.arange(2), 2)
+    gbp = saliency.guided_backprop(model, xs, ts)
+    grad = saliency.gradient(model, xs, ts)
+    row = t[t["variant"] == "bnn"].iloc[1]
+    assert row["GBP invariance"] == pytest.approx(_corr(gbp[2], gbp[3]), abs=1e-6)
+    assert row["gradient invariance"] == pytest.approx(_corr(grad[2], grad[3]), abs=1e-6)
+    assert row["gbp~image"] == pytest.approx(_corr(gbp[2], x[1]), abs=1e-6)
+
+
+def test_mean_pool():
+    img = np.arange(16, dtype=float).reshape(4, 4, 1)
+    np.testing.assert_array_equal(g.mean_pool(img)[..., 0], [[2.5, 4.5], [10.5, 12.5]])
+    with pytest.raises(ValueError, match="divisible"):
+        g.mean_pool(np.zeros((5, 4, 3)))

@@ -146,3 +146,205 @@ def test_compiled_forward_matches_keras_and_metrics():
     kw = dict(n_steps=4, baseline="mean")
     np.testing.assert_allclose(metrics.insertion_auc(f, x, 1, maps, **kw),
                                metrics.insertion_auc(model, x, 1, maps, **kw), rtol=1e-5)
+
+
+# ------------------------------------------------------------------- the chapter's tables
+import pandas as pd  # noqa: E402
+
+from bnn_saliency import metrics, stats  # noqa: E402
+
+
+def linear_model(seed=0, shape=(32, 32, 3), n_out=10):
+    """logits = W^T vec(x): its gradient is W[:, target] whatever the input."""
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input(shape)
+    out = keras.layers.Dense(n_out, use_bias=False, name="logits")(keras.layers.Flatten()(inp))
+    return keras.Model(inp, out)
+
+
+def test_smoothgrad_display_plain_gradient_of_the_quadratic():
+    model = quadratic_model()
+    x = np.array([[[[0.5], [0.2]]], [[[-0.3], [0.9]]]], np.float32)  # (2, 1, 2, 1)
+    out = NS.smoothgrad_display(model, x, np.zeros(2, int), [0.0], 2)
+    # |d x0^2 / dx| = (|2 x0|, 0): after min-max every map is (1, 0)
+    np.testing.assert_allclose(out, [[[[1.0, 0.0]], [[1.0, 0.0]]]])
+
+
+def test_requantize_moves_every_value_by_one_grey_level():
+    x = np.full((2, 4, 4, 3), 0.5, np.float32)
+    x[0, 0, 0, 0], x[0, 0, 0, 1] = 0.0, 1.0
+    r = NS.requantize(x, np.random.default_rng(0))
+    assert r.dtype == np.float32 and r.shape == x.shape
+    inner = np.abs(r - x)[x == 0.5]
+    np.testing.assert_allclose(inner, 1 / 255, rtol=1e-5)
+    assert 0.3 < np.mean((r - x)[x == 0.5] > 0) < 0.7
+    assert 0.0 <= r[0, 0, 0, 0] <= 1 / 255 + 1e-7 and 1 - 1 / 255 - 1e-7 <= r[0, 0, 0, 1] <= 1.0
+
+
+def test_quality_table_against_direct_metric_calls():
+    model = linear_model()
+    rng = np.random.default_rng(1)
+    x = rng.random((3, 32, 32, 3)).astype(np.float32)
+    y = np.array([1, 4, 7])
+    maps = rng.random((2, 3, 32, 32))
+    half = rng.random((2, 2, 3, 32, 32))
+    random_maps = rng.random((3, 32, 32))
+    f = NS.compiled_forward(model)
+    table = NS.quality_table("m", model, f, x, y, maps, half, [0.0, 0.1], random_maps=random_maps,
+                             requantized=NS.requantize(x, rng))
+    assert list(table.columns) == ["model", "noise", "image", "gini", "insertion",
+                                   "insertion gain", "stability"]
+    kw = dict(n_steps=4, baseline="mean")
+    rand_auc = metrics.insertion_auc(f, x, y, random_maps, **kw)
+    for k, level in enumerate([0.0, 0.1]):
+        rows = table[table["noise"] == level]
+        auc = metrics.insertion_auc(f, x, y, maps[k], **kw)
+        np.testing.assert_allclose(rows["insertion"], auc, rtol=1e-5)
+        np.testing.assert_allclose(rows["insertion gain"], auc - rand_auc, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(rows["gini"], metrics.gini(maps[k]))
+    # level > 0: Spearman of the two half maps
+    want = [sps.spearmanr(half[0, 1, i].ravel(), half[1, 1, i].ravel())[0] for i in range(3)]
+    np.testing.assert_allclose(table[table["noise"] == 0.1]["stability"], want, atol=1e-12)
+    # level 0: a linear model's gradient ignores the re-quantization -> Spearman of the plain
+    # map (here the given maps[0]) with |W| displayed
+    w = np.abs(model.get_layer("logits").get_weights()[0]).reshape(32, 32, 3, 10)
+    for i in range(3):
+        disp = w[..., y[i]].max(axis=-1)
+        want = sps.spearmanr(maps[0, i].ravel(), disp.ravel())[0]
+        assert table[table["noise"] == 0.0]["stability"].iloc[i] == pytest.approx(want, abs=1e-6)
+    given = NS.quality_table("m", model, f, x, y, maps, half, [0.0, 0.1], random_maps=random_maps,
+                             plain_stability=np.array([0.1, 0.2, 0.3]))
+    np.testing.assert_allclose(given[given["noise"] == 0.0]["stability"], [0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match="requantized"):
+        NS.quality_table("m", model, f, x, y, maps, half, [0.0, 0.1], random_maps=random_maps)
+    with pytest.raises(ValueError, match="len\\(levels\\)"):
+        NS.quality_table("m", model, f, x, y, maps, half, [0.0], random_maps=random_maps)
+
+
+def _sweep_table():
+    """Two models, 4 images, noise grid (0, 0.1, 0.2): score = peak shape + image offset."""
+    rows = []
+    for model, peak in (("fp", 0.2), ("bnn", 0.0)):
+        for noise in (0.0, 0.1, 0.2):
+            for image in range(4):
+                rows.append({"model": model, "noise": noise, "image": image,
+                             "q": -abs(noise - peak) + 0.01 * image})
+    return pd.DataFrame(rows)
+
+
+def test_curves_best_table_and_percentages():
+    table = _sweep_table()
+    c = NS.curves(table, "q", ("fp", "bnn"), [0.0, 0.1, 0.2])
+    assert c["fp"].shape == (4, 3)
+    np.testing.assert_allclose(c["bnn"][2], [0.02, -0.08, -0.18])
+    best = {"q": NS.argmax_bootstrap(c, [0.0, 0.1, 0.2], n_boot=50)}
+    bt = NS.best_table(best, ("fp", "bnn"))
+    assert list(bt["best σ"]) == [0.2, 0.0] and list(bt["P(best)"]) == [1.0, 1.0]
+    with pytest.raises(KeyError, match="noise levels"):
+        NS.curves(table, "q", ("fp",), [0.0, 0.5])
+    assert NS.pct(0.06) == "6%" and NS.pct(0.015) == "1.5%"
+    assert NS.pct_ci((0.1, 0.04, 0.2)) == "10% [4%, 20%]"
+
+
+def test_values_seed_bound_cross_difference_and_direction():
+    rows = [{"model": m, "noise": 0.2, "image": i, "g": base + i}
+            for m, base in (("f0", 1.0), ("f1", 1.5), ("b0", 3.0), ("b1", 2.0)) for i in range(5)]
+    table = pd.DataFrame(rows[::-1])  # unsorted rows: values_at sorts by image
+    np.testing.assert_array_equal(NS.values_at(table, "f0", 0.2, "g"), [1, 2, 3, 4, 5])
+    # constant differences: f0 - f1 = -0.5, b0 - b1 = 1 -> bound 1
+    assert NS.seed_bound(table, [("f0", "f1"), ("b0", "b1")], "g") == pytest.approx(1.0)
+    assert NS.seed_bound(table, [], "g") == 0.0
+    d = NS.cross_difference(table, [("f0", "b0"), ("f1", "b1")], "g")
+    assert tuple(d) == pytest.approx((-1.25, -1.25, -1.25))
+    assert NS.direction_word((0.5, 0.2, 0.8), 0.1, "up", "down") == "up"
+    assert NS.direction_word((-0.5, -0.8, -0.2), 0.1, "up", "down") == "down"
+    assert NS.direction_word((0.1, -0.05, 0.3), 0.1, "up", "down") == "indistinguishable from"
+    with pytest.raises(KeyError):
+        NS.values_at(table, "zz", 0.2, "g")
+
+
+def test_n_check_table_and_counts():
+    a = _sweep_table()
+    b = a.copy()
+    b.loc[b["model"] == "bnn", "q"] = -(b["noise"] - 0.1).abs()  # BNN optimum moves to 0.1
+    check = NS.n_check_table(a, b, ["q"], [0.0, 0.1, 0.2], {"q": "higher"}, "fp", "bnn", n_boot=20)
+    row = check.iloc[0]
+    assert row["best σ FP (n=8)"] == 0.2 and row["best σ FP (n=16)"] == 0.2
+    assert row["best σ BNN (n=8)"] == 0.0 and row["best σ BNN (n=16)"] == 0.1
+    # at 20%: FP mean 0.015 vs BNN -0.185 (n=8) and -0.1 (n=16)
+    assert row["FP-BNN at 20% (n=8)"] == pytest.approx(0.2)
+    assert row["FP-BNN at 20% (n=16)"] == pytest.approx(0.115)
+    assert NS.n_check_counts(check) == {"same_best": 1, "same_sign": 1, "same_order": 1}
+
+
+def test_propagation_tables_relative_depth_and_amplification():
+    from bnn_saliency import perturbation
+    from bnn_saliency.twins import build_twin
+
+    keras.utils.set_random_seed(2)
+    model = build_twin("vgg", "bnn", width=4)
+    x = np.random.default_rng(3).random((3, 32, 32, 3)).astype(np.float32)
+    rel, flips = NS.propagation_tables({"vgg-bnn-s0": model}, x, {"vgg-bnn-s0": [0.02, 0.2]})
+    want, want_flips = perturbation.propagation(model, x, [0.02, 0.2],
+                                                layers=perturbation.depth_layers(model, "both"))
+    np.testing.assert_allclose(rel["rel_change"], want["rel_change"])
+    np.testing.assert_allclose(flips["flip_rate"], want_flips["flip_rate"])
+    assert set(rel.loc[rel["layer"].str.startswith("act"), "kind"]) == {"act"}
+    assert set(rel.loc[rel["layer"].str.startswith("bn"), "kind"]) == {"pre"}
+    deep = NS.relative_depth(rel)
+    assert deep["rdepth"].max() == 1.0 and deep["rdepth"].min() == 0.0
+    # hand table: a's logits move exactly twice as much as b's
+    hand = pd.DataFrame([{"model": m, "noise": 0.02, "layer": "logits", "image": i,
+                          "rel_change": f * (i + 1)} for m, f in (("a", 0.2), ("b", 0.1))
+                         for i in range(6)])
+    np.testing.assert_allclose(NS.logit_change(hand, "b", 0.02), 0.1 * np.arange(1, 7))
+    assert tuple(NS.amplification_ci(hand, "a", "b", 0.02)) == pytest.approx((2.0, 2.0, 2.0))
+    with pytest.raises(KeyError):
+        NS.logit_change(hand, "a", 0.5)
+
+
+def test_sign_flip_fraction_closed_form():
+    a = np.ones(100)
+    b = a.copy()
+    b[:9] = -1                                   # 9% of the +-1 entries flip
+    rel = np.linalg.norm(b - a) / np.linalg.norm(a)
+    assert NS.sign_flip_fraction([rel, rel]) == pytest.approx(0.09)
+    with pytest.raises(ValueError):
+        NS.sign_flip_fraction([])
+
+
+def test_randomization_table_self_similarity():
+    from bnn_saliency import models
+    from bnn_saliency.twins import build_twin
+
+    keras.utils.set_random_seed(4)
+    model = build_twin("vgg", "fp", width=4)
+    rng = np.random.default_rng(5)
+    x = rng.random((3, 32, 32, 3)).astype(np.float32)
+    y = np.array([0, 1, 2])
+    a, b = rng.random((3, 32, 32)), rng.random((3, 32, 32))
+    layers = models.randomization_layers_of(model)
+    table = NS.randomization_table("vgg-fp-s0", model, x, y, a, b, noise=0.5, n_half=2, seed=5,
+                                   layers=layers)
+    np.testing.assert_allclose(table["vs itself"],
+                               [sps.spearmanr(a[i].ravel(), b[i].ravel())[0] for i in range(3)])
+    rnd = models.randomize_layers(model, layers, seed=0, reset_batchnorm=True)
+    r = NS.smoothgrad_display(rnd, x, y, [0.5], 2, seeds=(5,))[0]
+    np.testing.assert_allclose(table["vs randomized"],
+                               [sps.spearmanr(a[i].ravel(), r[i].ravel())[0] for i in range(3)],
+                               atol=1e-6)
+
+
+def test_start_probabilities_of_an_input_blind_model():
+    """A model that ignores its input predicts softmax(bias) on every start image."""
+    inp = keras.Input((8, 8, 3))
+    dense = keras.layers.Dense(3, kernel_initializer="zeros", name="logits")
+    model = keras.Model(inp, dense(keras.layers.Flatten()(inp)))
+    bias = np.array([0.5, -1.0, 2.0], np.float32)
+    dense.set_weights([np.zeros((192, 3), np.float32), bias])
+    x = np.random.default_rng(6).random((4, 8, 8, 3)).astype(np.float32)
+    y = np.array([0, 2, 2, 1])
+    p = np.exp(bias) / np.exp(bias).sum()
+    out = NS.start_probabilities(NS.compiled_forward(model), x, y, np.random.default_rng(7).random((4, 8, 8)))
+    for key in ("blur", "mean", "clean"):
+        assert out[key] == pytest.approx(p[y].mean(), rel=1e-5)

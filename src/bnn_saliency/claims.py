@@ -71,6 +71,33 @@ def judge(low: float, high: float, threshold: float, direction: str = "above",
     return "not reproduced"
 
 
+
+def judge_inside(low: float, high: float, lo: float, hi: float) -> str:
+    """Verdict for "the value lies inside [lo, hi]" from a confidence interval (low, high).
+
+    Two one-sided :func:`judge` calls: reproduced if the whole interval is inside
+    ``(lo, hi)``; not reproduced if it lies entirely outside (wholly below ``lo`` or wholly
+    above ``hi``); partly otherwise. For a discrete grid pass bounds half-way to the
+    neighbouring grid values.
+    """
+    if not lo < hi:
+        raise ValueError(f"need lo < hi, got [{lo}, {hi}]")
+    verdicts = {judge(low, high, lo, "above"), judge(low, high, hi, "below")}
+    if verdicts == {"reproduced"}:
+        return "reproduced"
+    return "not reproduced" if "not reproduced" in verdicts else "partly"
+
+
+def format_ci(ci, digits: int = 3, scale: float = 1.0, suffix: str = "") -> str:
+    """``"value [low, high]"`` of a (value, low, high) triple for prose, e.g. ``0.123 [0.1, 0.2]``.
+
+    ``scale`` multiplies all three (100 for percentages) and ``suffix`` follows each number.
+    """
+    if len(ci) != 3:
+        raise ValueError(f"expected (value, low, high), got {ci!r}")
+    v, lo, hi = (scale * float(c) for c in ci)
+    return f"{v:.{digits}f}{suffix} [{lo:.{digits}f}{suffix}, {hi:.{digits}f}{suffix}]"
+
 def table(claims: list[Claim]):
     """The claims as a pandas DataFrame for display at the end of a chapter."""
     import pandas as pd

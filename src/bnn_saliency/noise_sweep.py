@@ -13,6 +13,11 @@
 * :func:`range_verdict`: a claims verdict for "the interval lies inside [lo, hi]".
 * :func:`compiled_forward`: a compiled numpy-in, numpy-out forward pass, for the metrics
   that accept any callable model (faster than calling a Keras model eagerly).
+* the chapter's tables: per-image map quality over the sweep (:func:`quality_table`), best
+  levels (:func:`curves`, :func:`best_table`), seed-aware FP-vs-BNN differences
+  (:func:`cross_difference`, :func:`seed_bound`), the sample-size check
+  (:func:`n_check_table`), the randomization index (:func:`randomization_table`) and the
+  propagation of noise through depth (:func:`propagation_tables`, :func:`amplification_ci`).
 
 References:
     Smilkov et al. 2017, "SmoothGrad: removing noise by adding noise", arXiv:1706.03825.
@@ -29,7 +34,11 @@ import numpy as np
 from . import claims, postprocess, saliency, stats
 
 __all__ = ["smoothgrad_halves", "display", "ArgmaxBootstrap", "argmax_bootstrap", "ratio_ci",
-           "range_verdict", "compiled_forward"]
+           "range_verdict", "compiled_forward", "smoothgrad_display", "requantize",
+           "quality_table", "curves", "best_table", "pct", "pct_ci", "values_at", "seed_bound",
+           "cross_difference", "direction_word", "n_check_table", "n_check_counts",
+           "randomization_table", "propagation_tables", "relative_depth", "logit_change",
+           "amplification_ci", "sign_flip_fraction", "start_probabilities", "INSERTION"]
 
 
 def smoothgrad_halves(model, images, targets, noises: Sequence[float], n_per_half: int,
@@ -229,21 +238,13 @@ def ratio_ci(num, den, n_boot: int = 2000, ci: float = 0.95, seed: int = 0) -> s
 
 
 def range_verdict(low: float, high: float, lo: float, hi: float) -> str:
-    """Verdict for "the value lies in [lo, hi]" from an interval, via :func:`claims.judge`.
+    """Verdict for "the value lies in [lo, hi]" from an interval: :func:`claims.judge_inside`.
 
     Reproduced if the whole interval is inside ``(lo, hi)``; not reproduced if it lies
     entirely outside (wholly below ``lo`` or wholly above ``hi``); partly otherwise. For a
     discrete grid pass bounds half-way to the neighbouring grid values.
     """
-    if not lo < hi:
-        raise ValueError(f"need lo < hi, got [{lo}, {hi}]")
-    above = claims.judge(low, high, lo, "above")
-    below = claims.judge(low, high, hi, "below")
-    if above == "reproduced" and below == "reproduced":
-        return "reproduced"
-    if above == "not reproduced" or below == "not reproduced":
-        return "not reproduced"
-    return "partly"
+    return claims.judge_inside(low, high, lo, hi)
 
 
 def compiled_forward(model):
@@ -268,3 +269,301 @@ def compiled_forward(model):
 
     forward.__name__ = f"compiled_{model.name}"
     return forward
+
+
+# ----------------------------------------------------------------- the chapter's tables
+#: Insertion settings of the chapter: 4 steps of 25% of the pixels into a mean-colour image.
+INSERTION = dict(n_steps=4, baseline="mean", batch_size=600)
+
+
+def smoothgrad_display(model, images, targets, noises: Sequence[float], n_per_half: int,
+                       seeds: Sequence[int] = (1, 2)) -> np.ndarray:
+    """Displayed SmoothGrad maps with all samples: :func:`display` of the mean of the
+    :func:`smoothgrad_halves`; float32 ``(len(noises), N, H, W)``."""
+    halves = smoothgrad_halves(model, images, targets, noises, n_per_half, seeds=seeds)
+    return display(halves.mean(axis=0))
+
+
+def requantize(images, rng: np.random.Generator, levels: int = 255) -> np.ndarray:
+    """Each value moved by one grey level, up or down at random (``+-1/levels``), clipped to
+    [0, 1]: the smallest change of an 8-bit image. float32, same shape."""
+    x = np.asarray(images)
+    return np.clip(x + rng.choice([-1.0, 1.0], x.shape) / levels, 0, 1).astype(np.float32)
+
+
+def quality_table(name: str, model, forward, images, labels, maps, half_maps,
+                  levels: Sequence[float], *, random_maps, requantized=None,
+                  plain_stability=None, insertion: dict | None = None):
+    """Per image and noise level: complexity, faithfulness and stability of a model's maps.
+
+    Columns ``gini`` (:func:`bnn_saliency.metrics.gini` of the displayed map), ``insertion``
+    (:func:`bnn_saliency.metrics.insertion_auc`, settings ``insertion``, default
+    :data:`INSERTION`), ``insertion gain`` (minus the AUC of ``random_maps``) and
+    ``stability``: for a level > 0 the Spearman correlation of the two half maps; at level 0
+    (the plain gradient) ``plain_stability`` if given, else the Spearman correlation with the
+    plain gradient of ``requantized`` (:func:`requantize`).
+
+    Args:
+        name: model name (the ``model`` column).
+        model, forward: the Keras model and a fast callable of it (:func:`compiled_forward`).
+        images, labels: the N images and their targets.
+        maps: (S, N, H, W) displayed maps at the S ``levels``.
+        half_maps: (2, S, N, H, W) displayed maps of the two halves.
+        random_maps: (N, H, W) uniformly random maps (the faithfulness baseline).
+
+    Returns:
+        DataFrame with columns model, noise, image, gini, insertion, insertion gain, stability.
+    """
+    import pandas as pd
+
+    from . import metrics
+
+    maps = np.asarray(maps)
+    s, n = maps.shape[:2]
+    if s != len(levels) or n != len(images) or len(random_maps) != n:
+        raise ValueError(f"maps must be (len(levels), N, H, W) = ({len(levels)}, {len(images)}, "
+                         f"...) with N random maps, got {maps.shape} and {len(random_maps)}")
+    hw = maps.shape[2:]
+    tiled = np.concatenate([maps.reshape((-1,) + hw), random_maps])
+    auc = metrics.insertion_auc(forward, np.tile(images, (s + 1, 1, 1, 1)),
+                                np.tile(labels, s + 1), tiled,
+                                **(INSERTION if insertion is None else insertion)).reshape(s + 1, -1)
+    rows = []
+    for k, level in enumerate(levels):
+        if level != 0:
+            stab = metrics.spearman_abs(half_maps[0, k], half_maps[1, k])
+        elif plain_stability is not None:
+            stab = np.asarray(plain_stability)
+        else:
+            if requantized is None:
+                raise ValueError("level 0 needs requantized images or plain_stability")
+            g = saliency.gradient(model, requantized, labels, batch_size=256)
+            stab = metrics.spearman_abs(maps[k], display(np.abs(g)))
+        rows.append(pd.DataFrame({"model": name, "noise": level, "image": np.arange(n),
+                                  "gini": metrics.gini(maps[k]), "insertion": auc[k],
+                                  "insertion gain": auc[k] - auc[-1], "stability": stab}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def curves(table, measure: str, names: Sequence[str], noises: Sequence[float]
+           ) -> dict[str, np.ndarray]:
+    """name -> (N, S) per-image values of ``measure`` at ``noises`` (the input of
+    :func:`argmax_bootstrap`)."""
+    out = {}
+    for n in names:
+        wide = table[table["model"] == n].pivot(index="image", columns="noise", values=measure)
+        missing = [v for v in noises if v not in wide.columns]
+        if missing:
+            raise KeyError(f"{n!r} has no {measure!r} values at noise levels {missing}")
+        out[n] = wide[list(noises)].to_numpy()
+    return out
+
+
+def best_table(best: Mapping[str, ArgmaxBootstrap], names: Sequence[str]):
+    """One row per measure and model: best level, its interval and bootstrap probability."""
+    import pandas as pd
+
+    rows = []
+    for m, res in best.items():
+        for n in names:
+            point, low, high = res.interval(n)
+            rows.append({"measure": m, "model": n, "best σ": point, "low": low, "high": high,
+                         "P(best)": float(res.probabilities().loc[n, point])})
+    return pd.DataFrame(rows)
+
+
+def pct(v: float) -> str:
+    """A fraction as a percentage in the shortest form (``0.06 -> "6%"``)."""
+    return f"{100 * v:g}%"
+
+
+def pct_ci(ci) -> str:
+    """``"point [low, high]"`` of a (point, low, high) triple of fractions, as percentages."""
+    return f"{pct(ci[0])} [{pct(ci[1])}, {pct(ci[2])}]"
+
+
+def values_at(table, name: str, noise: float, measure: str) -> np.ndarray:
+    """Per-image values (sorted by image) of one model, noise level and measure."""
+    sel = table[(table["model"] == name) & (table["noise"] == noise)].sort_values("image")
+    if sel.empty:
+        raise KeyError(f"no rows for model {name!r} at noise {noise}")
+    return sel[measure].to_numpy()
+
+
+def seed_bound(table, seed_pairs, measure: str, noise: float = 0.20) -> float:
+    """The largest absolute end of the paired 95% intervals of seed-0 minus seed-1 differences
+    (one per seed pair); 0 without seed pairs."""
+    ends = []
+    for a, b in seed_pairs:
+        ci = stats.paired_bootstrap_diff(values_at(table, a, noise, measure),
+                                         values_at(table, b, noise, measure))
+        ends += [abs(ci.low), abs(ci.high)]
+    return max(ends) if ends else 0.0
+
+
+def cross_difference(table, cross_pairs, measure: str, noise: float = 0.20) -> stats.CI:
+    """Per image, ``value(a) - value(b)`` averaged over the (a, b) pairs, with a bootstrap CI."""
+    if not cross_pairs:
+        raise ValueError("cross_pairs is empty")
+    d = np.mean([values_at(table, a, noise, measure) - values_at(table, b, noise, measure)
+                 for a, b in cross_pairs], axis=0)
+    return stats.bootstrap_ci(d)
+
+
+def direction_word(ci, bound: float, pos: str, neg: str,
+                   neither: str = "indistinguishable from") -> str:
+    """``pos`` if the interval lies above ``bound``, ``neg`` if below ``-bound``, else
+    ``neither``."""
+    if ci[1] > bound:
+        return pos
+    if ci[2] < -bound:
+        return neg
+    return neither
+
+
+def n_check_table(scores_a, scores_b, measures: Sequence[str], noises: Sequence[float],
+                  directions: Mapping[str, str], fp: str, bnn: str, *, noise: float = 0.20,
+                  n_boot: int = 200, labels: tuple[str, str] = ("n=8", "n=16")):
+    """Best level per model and FP-minus-BNN difference at ``noise``, under two sample sizes.
+
+    One row per measure with the columns ``best σ FP (a)``, ``best σ FP (b)``,
+    ``best σ BNN (a)``, ``best σ BNN (b)``, ``FP-BNN at 20% (a)``, ``FP-BNN at 20% (b)`` (a, b
+    = ``labels``; best levels from :func:`argmax_bootstrap` with ``n_boot`` replicates).
+    """
+    import pandas as pd
+
+    la, lb = labels
+    at = f"{100 * noise:g}%"
+    rows = []
+    for m in measures:
+        ba = argmax_bootstrap(curves(scores_a, m, (fp, bnn), noises), noises, directions[m],
+                              n_boot=n_boot)
+        bb = argmax_bootstrap(curves(scores_b, m, (fp, bnn), noises), noises, directions[m],
+                              n_boot=n_boot)
+        da = scores_a[scores_a["noise"] == noise].groupby("model")[m].mean()
+        db = scores_b[scores_b["noise"] == noise].groupby("model")[m].mean()
+        rows.append({"measure": m, f"best σ FP ({la})": ba.points[fp],
+                     f"best σ FP ({lb})": bb.points[fp], f"best σ BNN ({la})": ba.points[bnn],
+                     f"best σ BNN ({lb})": bb.points[bnn], f"FP-BNN at {at} ({la})": da[fp] - da[bnn],
+                     f"FP-BNN at {at} ({lb})": db[fp] - db[bnn]})
+    return pd.DataFrame(rows)
+
+
+def n_check_counts(check, labels: tuple[str, str] = ("n=8", "n=16"), noise: float = 0.20
+                   ) -> dict[str, int]:
+    """From :func:`n_check_table`: how many best levels are unchanged (``same_best``, out of
+    2 per measure), how many measures keep the sign of the FP-minus-BNN difference
+    (``same_sign``) and the order of the two best levels (``same_order``)."""
+    la, lb = labels
+    at = f"{100 * noise:g}%"
+    same_best = same_sign = same_order = 0
+    for _, r in check.iterrows():
+        same_best += int(r[f"best σ FP ({la})"] == r[f"best σ FP ({lb})"])
+        same_best += int(r[f"best σ BNN ({la})"] == r[f"best σ BNN ({lb})"])
+        same_sign += int(np.sign(r[f"FP-BNN at {at} ({la})"]) == np.sign(r[f"FP-BNN at {at} ({lb})"]))
+        same_order += int(np.sign(r[f"best σ BNN ({la})"] - r[f"best σ FP ({la})"])
+                          == np.sign(r[f"best σ BNN ({lb})"] - r[f"best σ FP ({lb})"]))
+    return {"same_best": same_best, "same_sign": same_sign, "same_order": same_order}
+
+
+def randomization_table(name: str, model, images, labels, maps_a, maps_b, *, noise: float = 0.5,
+                        n_half: int = 4, seed: int = 5, randomization_seed: int = 0,
+                        layers=None):
+    """Per image: Spearman of a model's map with the map of its fully re-initialized copy
+    (``vs randomized``) and with an independent map of the model itself (``vs itself``).
+
+    The copy (:func:`bnn_saliency.models.randomize_layers` of ``layers``, default the spec's
+    randomization layers; batch normalization reset) is explained at ``noise`` with
+    ``n_half`` samples and noise seed ``seed`` (independent of the model's own draws).
+    ``maps_a`` and ``maps_b`` are two independent displayed maps of the model at ``noise``.
+    """
+    import pandas as pd
+
+    from . import metrics, models
+
+    layers = models.get_spec(name).randomization_layers if layers is None else layers
+    rnd = models.randomize_layers(model, layers, seed=randomization_seed, reset_batchnorm=True)
+    r = display(smoothgrad_halves(rnd, images, labels, [noise], n_half, seeds=(seed,))[0, 0])
+    return pd.DataFrame({"model": name, "image": np.arange(len(images)),
+                         "vs randomized": metrics.spearman_abs(maps_a, r),
+                         "vs itself": metrics.spearman_abs(maps_a, maps_b)})
+
+
+def propagation_tables(models: Mapping, images, levels: Mapping[str, Sequence[float]],
+                       seed: int = 0):
+    """:func:`bnn_saliency.perturbation.propagation` of every model at its noise ``levels``,
+    following the pre-activations and activations of every block (``depth_layers(..., "both")``).
+
+    Returns:
+        ``(rel, flips)`` with a ``model`` column; ``rel`` also gets ``kind``: ``"act"`` for
+        activation layers (``act*``, ``head_act``), ``"pre"`` otherwise.
+    """
+    import pandas as pd
+
+    from . import perturbation
+
+    rel_frames, flip_frames = [], []
+    for n, model in models.items():
+        rel, flips = perturbation.propagation(model, images, levels[n],
+                                              layers=perturbation.depth_layers(model, "both"),
+                                              seed=seed)
+        rel_frames.append(rel.assign(model=n))
+        flip_frames.append(flips.assign(model=n))
+    rel = pd.concat(rel_frames, ignore_index=True)
+    flips = pd.concat(flip_frames, ignore_index=True)
+    rel["kind"] = np.where(rel["layer"].str.startswith("act") | rel["layer"].isin(["head_act"]),
+                           "act", "pre")
+    return rel, flips
+
+
+def relative_depth(rel):
+    """``rel`` with ``rdepth`` = depth / the model's largest depth (0 = input, 1 = output)."""
+    out = rel.copy()
+    out["rdepth"] = out.groupby("model")["depth"].transform(lambda d: d / d.max())
+    return out
+
+
+def logit_change(rel, name: str, noise: float) -> np.ndarray:
+    """Per image (sorted), the relative change of the logits of one model at one noise level."""
+    sel = rel[(rel["model"] == name) & (rel["noise"] == noise) & (rel["layer"] == "logits")]
+    if sel.empty:
+        raise KeyError(f"no logit rows for model {name!r} at noise {noise}")
+    return sel.sort_values("image")["rel_change"].to_numpy()
+
+
+def amplification_ci(rel, a: str, b: str, noise: float) -> stats.CI:
+    """Geometric mean over images of ``logit_change(a) / logit_change(b)``, with a bootstrap
+    CI (computed on the log ratios and exponentiated)."""
+    ci = stats.bootstrap_ci(np.log(logit_change(rel, a, noise)) - np.log(logit_change(rel, b, noise)))
+    return stats.CI(*(float(np.exp(v)) for v in ci))
+
+
+def sign_flip_fraction(rel_change) -> float:
+    """Fraction of +-1 activations that flip sign, from their relative changes.
+
+    For a vector of +-1 values, ``||a(x+e) - a(x)|| / ||a(x)|| = 2 sqrt(f)`` with ``f`` the
+    fraction of flipped entries, so ``f = (rel / 2)^2``; averaged over images.
+    """
+    r = np.asarray(rel_change, dtype=np.float64)
+    if r.size == 0:
+        raise ValueError("no relative changes given")
+    return float(np.mean((r / 2) ** 2))
+
+
+def start_probabilities(forward, images, labels, maps, baselines: Sequence[str] = ("blur", "mean")
+                        ) -> dict[str, float]:
+    """Mean true-class probability on each insertion start image and on the clean image.
+
+    One-step insertion curves (:func:`bnn_saliency.metrics.perturbation_curves`) are
+    ``[start image, full image]``; their mean over images gives the model's confidence where
+    the insertion curve begins (``baseline`` name -> probability) and ends (``"clean"``).
+    """
+    from . import metrics
+
+    out = {}
+    for base in baselines:
+        curve = metrics.perturbation_curves(forward, images, labels, maps, "insertion", n_steps=1,
+                                            baseline=base)[0].mean(axis=0)
+        out[base] = float(curve[0])
+        out["clean"] = float(curve[1])
+    return out
