@@ -19,6 +19,6 @@ run vgg-binw-s0 --model vgg-binw --seed 0 --epochs 8
 run vgg-bina-s0 --model vgg-bina --seed 0 --epochs 8
 run resnet-fp-s0  --model resnet-fp  --seed 0 --epochs 6
 run resnet-bnn-s0 --model resnet-bnn --seed 0 --epochs 6
-run vgg-fp-s0-randlabels  --model vgg-fp  --seed 0 --epochs 20 --random-labels --train-subset 5000
-run vgg-bnn-s0-randlabels --model vgg-bnn --seed 0 --epochs 20 --random-labels --train-subset 5000
+run vgg-fp-s0-randlabels  --model vgg-fp  --seed 0 --epochs 30 --random-labels --train-subset 2000 --no-augment
+run vgg-bnn-s0-randlabels --model vgg-bnn --seed 0 --epochs 30 --random-labels --train-subset 2000 --no-augment
 (cd data && sha256sum ./*.weights.h5 | sed 's# \./# #' > SHA256SUMS)
