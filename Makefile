@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONHASHSEED ?= 0
 
-.PHONY: book test unit nbval notebooks sync bench clean
+.PHONY: book test unit nbval notebooks sync bench site-test clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,8 +17,25 @@ $(STAMP): requirements.txt pyproject.toml
 	@touch $(STAMP)
 
 ## Build the executed static site into _build/html (cached execution, warnings are errors).
+## Its wall time, and whether the execution cache was cold, goes to _build/build_time.json.
 book: $(STAMP)
-	$(BIN)/jupyter-book build . -W --keep-going
+	@cold=$$([ -d .cache/jupyter-cache ] && echo 0 || echo 1); start=$$(date +%s); \
+	$(BIN)/jupyter-book build . -W --keep-going; rc=$$?; \
+	$(BIN)/python -m bnn_saliency.bench --record-build $$(( $$(date +%s) - start )) \
+	  --cold $$cold --exit-code $$rc || true; exit $$rc
+
+## Open every page of the built site in headless Chromium (needs `make book` first and the
+## Debian packages chromium + chromium-driver); screenshots go to _build/screenshots/.
+site-test: $(STAMP)
+	@test -d _build/html || { echo "_build/html is missing: run 'make book' first"; exit 1; }
+	BNN_SALIENCY_SITE_TEST=1 $(BIN)/pytest tests/test_site.py -q -p no:cacheprovider
+
+## Benchmark (SmoothGrad vs tf-keras-vis, lower bound, CAM/IG, training, book builds) into
+## book/results/performance/bench.json, then re-execute the performance appendix that renders it.
+## Run it on an otherwise idle machine; it takes 5-10 minutes on 2 cores.
+bench: $(STAMP)
+	$(BIN)/python -m bnn_saliency.bench $(BENCH_ARGS)
+	$(MAKE) notebooks CHAPTERS="appendix_performance.md"
 
 ## Unit tests, then every chapter notebook re-executed and compared with its stored outputs.
 test: $(STAMP)

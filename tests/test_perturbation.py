@@ -101,6 +101,26 @@ def test_noisy_copies_scale_and_common_random_numbers():
         P.noisy_copies(x.astype(np.uint8), 0.1, 2)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("value_range", [None, (0, 255)])
+def test_noisy_copies_bit_for_bit_the_documented_draws(dtype, value_range):
+    """Oracle: the draws written out as a loop over images and copies (one float32 image of
+    standard normals per copy from default_rng(seed), scaled by float32(noise * spread))."""
+    x = images(4, (3, 5, 2), seed=8).astype(dtype) * np.array([1, 3, 0.5, 2], dtype)[:, None, None, None]
+    got = P.noisy_copies(x, 0.07, 3, seed=21, value_range=value_range)
+    rng = np.random.default_rng(21)
+    assert got.dtype == dtype and got.shape == (4, 3, 3, 5, 2)
+    for i, img in enumerate(x):
+        spread = float(value_range[1] - value_range[0]) if value_range else float(img.max() - img.min())
+        for d in range(3):
+            eps = rng.standard_normal(img.shape, dtype=np.float32)
+            np.testing.assert_array_equal(got[i, d], img + np.float32(0.07 * spread) * eps)
+    # blocks drawn one after the other from one generator continue the same stream
+    gen = np.random.default_rng(21)
+    parts = [saliency.draw_noisy_copies(x[s], 0.07, 3, gen, value_range) for s in (slice(0, 1), slice(1, 4))]
+    np.testing.assert_array_equal(np.concatenate(parts), got)
+
+
 # ---------------------------------------------------------------- relative change
 def test_relative_change_linear_layer_exact():
     model, w = linear_model(seed=2)

@@ -95,7 +95,8 @@ def noisy_copies(images: np.ndarray, noise: float, n_draws: int, seed: int = 0,
     Identical to the inputs :func:`bnn_saliency.saliency.smoothgrad` builds with the same
     ``seed``, ``n_samples=n_draws``, ``noise`` and ``value_range`` for float32 images:
     ``x_i + (noise * spread_i) * eps``, ``eps`` standard normal (float32) drawn image by image
-    from ``np.random.default_rng(seed)``, ``spread_i = max(x_i) - min(x_i)`` or ``hi - lo``.
+    from ``np.random.default_rng(seed)``, ``spread_i = max(x_i) - min(x_i)`` or ``hi - lo``;
+    both call :func:`bnn_saliency.saliency.draw_noisy_copies`.
 
     Args:
         images: float array (N, H, W, C).
@@ -111,13 +112,9 @@ def noisy_copies(images: np.ndarray, noise: float, n_draws: int, seed: int = 0,
         lo, hi = value_range
         if not hi >= lo:
             raise ValueError(f"value_range must be (lo, hi) with hi >= lo, got {value_range}")
-    rng = np.random.default_rng(seed)
-    out = np.empty((len(x), n_draws) + x.shape[1:], dtype=x.dtype)
-    for i, img in enumerate(x):
-        spread = (hi - lo) if value_range is not None else float(img.max() - img.min())
-        eps = rng.standard_normal((n_draws,) + img.shape, dtype=np.float32)
-        out[i] = img[None] + (noise * spread) * eps
-    return out
+    from .saliency import draw_noisy_copies  # the one definition of the draws
+
+    return draw_noisy_copies(x, noise, n_draws, np.random.default_rng(seed), value_range)
 
 
 # ------------------------------------------------------------------------ forward passes

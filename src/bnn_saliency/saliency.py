@@ -52,7 +52,7 @@ from tensorflow import keras
 from . import postprocess
 
 __all__ = [
-    "gradient", "gradient_x_input", "smoothgrad", "smoothgrad_tfkerasvis",
+    "gradient", "gradient_x_input", "smoothgrad", "smoothgrad_tfkerasvis", "draw_noisy_copies",
     "integrated_gradients", "convergence_delta", "deeplift_rescale", "guided_backprop",
     "gradcam", "gradcam_weights", "gradcam_plus_plus", "scorecam", "guided_gradcam",
     "METHODS", "PIXEL_METHODS", "CAM_METHODS", "LAYER_METHODS", "get_method", "clear_cache",
@@ -309,7 +309,8 @@ def smoothgrad(model, images, targets, *, method: str | Callable = "gradient", n
     ``sigma_i = noise * (max(x_i) - min(x_i))`` over all pixels and channels of that image
     (Smilkov et al.'s "noise level", as in tf-keras-vis), or ``noise * (hi - lo)`` if
     ``value_range=(lo, hi)`` is given. Noise comes from ``np.random.default_rng(seed)``, drawn
-    image by image in order, so results do not depend on ``batch_size``. The copies of a block
+    image by image in order (:func:`draw_noisy_copies`), so the noisy inputs do not depend on
+    ``batch_size`` (the maps only up to float rounding). The copies of a block
     of images are stacked along the batch axis and sent through the wrapped method in one
     call (for ``gradient``: one compiled ``tf.function``, ``batch_size`` rows at a time),
     not a Python loop per sample.
@@ -365,16 +366,15 @@ def smoothgrad(model, images, targets, *, method: str | Callable = "gradient", n
     out = None
     for blk in _blocks(len(x), n, x[0].size):
         xb = x[blk]
-        noisy = np.empty((len(xb), n) + x.shape[1:], dtype=x.dtype)
-        for i, img in enumerate(xb):
-            spread = (hi - lo) if value_range is not None else float(img.max() - img.min())
-            eps = rng.standard_normal((n,) + img.shape, dtype=np.float32)
-            noisy[i] = img[None] + (noise * spread) * eps
+        noisy = draw_noisy_copies(xb, noise, n, rng, value_range).reshape((-1,) + x.shape[1:])
         params = dict(method_params)
         if isinstance(baseline, np.ndarray) and baseline.ndim == 4:  # per-image baselines
             params["baseline"] = np.repeat(np.broadcast_to(baseline, x.shape)[blk], n, axis=0)
-        maps = fn(model, noisy.reshape((-1,) + x.shape[1:]), np.repeat(t[blk], n),
-                  batch_size=batch_size, **params)
+        if fn is gradient and not method_params:  # validated inputs: the compiled gradient
+            maps, _ = _batched(_grad_fn(model), batch_size, noisy, np.repeat(t[blk], n))
+            maps = maps.astype(np.float32, copy=False)  # as gradient() returns it
+        else:
+            maps = fn(model, noisy, np.repeat(t[blk], n), batch_size=batch_size, **params)
         maps = np.asarray(maps, dtype=np.float64).reshape((len(xb), n) + maps.shape[1:])
         if magnitude == "abs":
             maps = np.abs(maps)
@@ -385,6 +385,40 @@ def smoothgrad(model, images, targets, *, method: str | Callable = "gradient", n
             out = np.empty((len(x),) + mean.shape[1:], dtype=np.float32)
         out[blk] = mean
     return out
+
+
+def draw_noisy_copies(images: np.ndarray, noise: float, n_samples: int,
+                      rng: np.random.Generator, value_range: tuple[float, float] | None = None
+                      ) -> np.ndarray:
+    """SmoothGrad's noisy copies of ``images``: ``(N, n_samples, H, W, C)``, images' dtype.
+
+    The one definition of the noise draws, shared by :func:`smoothgrad` and
+    :func:`bnn_saliency.perturbation.noisy_copies`. Copy ``d`` of image ``i`` is
+    ``x_i + float32(noise * spread_i) * eps_id`` with ``spread_i = max(x_i) - min(x_i)`` (or
+    ``hi - lo`` for ``value_range=(lo, hi)``) and ``eps`` float32 standard normal, drawn from
+    ``rng`` image by image, copy by copy, element by element (one call for the whole batch
+    consumes the generator exactly like a loop over images and copies). The noise term is
+    float32 and is added in the images' dtype. Calling this on consecutive blocks of images
+    with the same ``rng`` gives the same copies as one call on all of them.
+
+    Args:
+        images: float array (N, H, W, C), validated by the caller.
+        noise: noise level relative to the value range (>= 0).
+        n_samples: copies per image (>= 1).
+        rng: the generator, advanced by ``N * n_samples * H * W * C`` draws.
+        value_range: fixed (lo, hi) for the spread instead of each image's own range.
+    """
+    x = np.asarray(images)
+    if value_range is not None:
+        lo, hi = value_range
+        spread = np.full(len(x), float(hi - lo))
+    else:
+        flat = x.reshape(len(x), -1)
+        spread = flat.max(axis=1) - flat.min(axis=1)  # in the images' dtype, as max - min
+    scale = np.array([np.float32(noise * float(s)) for s in spread], dtype=np.float32)
+    eps = rng.standard_normal((len(x), int(n_samples)) + x.shape[1:], dtype=np.float32)
+    eps *= scale.reshape((-1,) + (1,) * (eps.ndim - 1))
+    return x[:, None] + eps
 
 
 def smoothgrad_tfkerasvis(model, images, targets, noise: float = 0.2, n_samples: int = 50,
@@ -591,6 +625,39 @@ def _override(act: Callable, rule: str) -> Callable:
     return wrapped
 
 
+def _maxpool_rescale(pool: Callable) -> Callable:
+    """Max pooling with DeepLIFT's exact (Captum's) multiplier, for rows ``[x; x']``.
+
+    With ``y = pool(z)``, ``top = max(y, y')`` elementwise, the output difference splits as
+    ``(top - y') + (y - top)``; the first part is routed back to the input's argmax, the
+    second to the reference's argmax (the ordinary unpooling of each row), both into the
+    input rows, and divided by ``z - z'`` (the local gradient where ``|z - z'| < 1e-6``).
+    Then ``sum(m * (z - z')) = sum(dy * (y - y'))`` per window: summation-to-delta holds.
+    """
+
+    @tf.custom_gradient
+    def wrapped(z):
+        y = pool(z)
+
+        def grad(dy):
+            n = tf.shape(z)[0] // 2
+            top = tf.maximum(y[:n], y[n:])
+            split = tf.concat([dy[:n] * (top - y[n:]), dy[:n] * (y[:n] - top)], axis=0)
+            with tf.GradientTape(persistent=True) as tape:
+                tape.watch(z)
+                y2 = pool(z)
+            routed = tape.gradient(y2, z, output_gradients=split)
+            local = tape.gradient(y2, z, output_gradients=dy)
+            dz = z[:n] - z[n:]
+            small = tf.abs(dz) < tf.cast(RESCALE_EPS, dz.dtype)
+            mult = tf.where(small, local[:n], (routed[:n] + routed[n:]) / tf.where(small, tf.ones_like(dz), dz))
+            return tf.concat([mult, local[n:]], axis=0)
+
+        return y, grad
+
+    return wrapped
+
+
 def _patch_layer(layer, rule: str):
     """Return ``layer`` (already a fresh copy) with its nonlinearities overridden."""
     if isinstance(layer, keras.layers.PReLU):
@@ -599,6 +666,10 @@ def _patch_layer(layer, rule: str):
             "gradient-override methods")
     if isinstance(layer, _RELU_FAMILY):
         return keras.layers.Activation(_override(layer.call, rule), name=layer.name)
+    if rule == "rescale_maxpool" and isinstance(layer, (keras.layers.MaxPooling1D,
+                                                        keras.layers.MaxPooling2D,
+                                                        keras.layers.MaxPooling3D)):
+        return keras.layers.Activation(_maxpool_rescale(layer.call), name=layer.name)
     if _is_nonlinear(getattr(layer, "activation", None)):
         layer.activation = _override(layer.activation, rule)
     quantizer = getattr(layer, "input_quantizer", None)
@@ -667,8 +738,11 @@ def guided_backprop(model, images, targets, *, batch_size: int = DEFAULT_BATCH_S
     return grads.astype(np.float32)
 
 
+DEEPLIFT_MAXPOOL_RULES = ("gradient", "rescale")
+
+
 def deeplift_rescale(model, images, targets, *, baseline="black", blur_sigma: float | None = None,
-                     batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+                     batch_size: int = DEFAULT_BATCH_SIZE, maxpool: str = "gradient") -> np.ndarray:
     """DeepLIFT with the rescale rule, via gradient overrides on a copy of ``model``.
 
     Each input and its reference (baseline) go through the copy in the same batch (rows
@@ -682,11 +756,16 @@ def deeplift_rescale(model, images, targets, *, baseline="black", blur_sigma: fl
     the chain rule of multipliers makes ``attr = (x - x') * m`` satisfy summation-to-delta,
     ``sum(attr) = f(x)[t] - f(x')[t]``, exactly (to rounding) on nets built from these.
     Max pooling keeps its ordinary gradient (the gradient rule), which breaks exactness
-    when input and reference select different maxima (e.g. the VGG twins, QuickNet).
+    when input and reference select different maxima (e.g. the VGG twins, QuickNet), unless
+    ``maxpool="rescale"``.
 
     Args:
         baseline: reference input: ``"black"`` (zeros), ``"blur"`` (see
             :func:`integrated_gradients`) or an array broadcastable to ``images``.
+        maxpool: rule at ``MaxPooling`` layers: ``"gradient"`` (default; the ordinary
+            gradient, the original DeepLIFT code's default) or ``"rescale"`` (Captum's rule:
+            the output difference ``y - y'`` is routed to the input's and the reference's
+            maxima and divided by ``z - z'``, so summation-to-delta holds through max pooling).
 
     Returns:
         float32 attributions shaped like ``images``.
@@ -695,12 +774,15 @@ def deeplift_rescale(model, images, targets, *, baseline="black", blur_sigma: fl
         Shrikumar, Greenside & Kundaje 2017, arXiv:1704.02685; Ancona et al. 2018,
         arXiv:1711.06104 (the gradient-override formulation).
     """
+    if maxpool not in DEEPLIFT_MAXPOOL_RULES:
+        raise ValueError(f"maxpool must be one of {DEEPLIFT_MAXPOOL_RULES}, got {maxpool!r}")
     x, t = _prepare(model, images, targets)
     batch_size = _check_batch_size(batch_size)
     base = _baseline(x, baseline, blur_sigma)
-    copy = _synced_copy(model, "rescale")
+    rule = "rescale" if maxpool == "gradient" else "rescale_maxpool"
+    copy = _synced_copy(model, rule)
     cache = _cache(model)
-    if "rescale_grad" not in cache:
+    if f"{rule}_grad" not in cache:
         x_spec, t_spec = _specs(model)
 
         @tf.function(input_signature=[x_spec, x_spec, t_spec])
@@ -714,8 +796,8 @@ def deeplift_rescale(model, images, targets, *, baseline="black", blur_sigma: fl
             g = tape.gradient(score, both, unconnected_gradients=tf.UnconnectedGradients.ZERO)
             return g[:n]
 
-        cache["rescale_grad"] = fn
-    mult = _batched(cache["rescale_grad"], batch_size, x, base, t)
+        cache[f"{rule}_grad"] = fn
+    mult = _batched(cache[f"{rule}_grad"], batch_size, x, base, t)
     return ((x - base) * mult).astype(np.float32)
 
 

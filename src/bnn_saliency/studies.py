@@ -52,13 +52,87 @@ TWIN_PAIRS = {
 }
 
 
-def _with_preprocessing(spec: models.ModelSpec, net):
+def _preprocess_layer_class():
     from tensorflow import keras
 
-    h, w = spec.input_size
-    inp = keras.Input((h, w, 3), name="raw_rgb")
-    out = net(spec.preprocess(inp))
-    return keras.Model(inp, out, name=f"{spec.name}_raw")
+    class RawPreprocess(keras.layers.Layer):
+        """The registered preprocessing of model ``model_name`` as a Keras layer (no weights)."""
+
+        def __init__(self, model_name: str, **kwargs):
+            super().__init__(**kwargs)
+            self.model_name = model_name
+
+        def call(self, x):
+            return models.get_spec(self.model_name).preprocess(x)
+
+        def get_config(self):
+            return {**super().get_config(), "model_name": self.model_name}
+
+    return RawPreprocess
+
+
+def _with_preprocessing(spec: models.ModelSpec, net):
+    """``net`` behind its preprocessing, as one *flat* functional model taking raw RGB.
+
+    The preprocessing becomes a layer (``raw_preprocess``) right after the input, and the
+    network's own layers (same names, same weights) follow in the same graph, so that
+    ``model.get_layer(spec.gradcam_layer)`` works (Grad-CAM, randomization); a nested
+    ``keras.Model(inp, net(preprocess(inp)))`` would hide them inside one layer. Outputs and
+    gradients are those of the nested form.
+    """
+    import copy
+
+    from tensorflow import keras
+
+    cfg = copy.deepcopy(net.get_config())
+    if len(cfg.get("input_layers", [])) != 1:
+        raise ValueError(f"{spec.name}: expected a functional model with one input")
+    old_input = cfg["input_layers"][0][0]
+
+    def rewire(obj):  # inbound references to the old input now point at the preprocessing
+        if isinstance(obj, list):
+            if len(obj) >= 3 and obj[0] == old_input and isinstance(obj[1], int):
+                return ["raw_preprocess"] + obj[1:]
+            return [rewire(o) for o in obj]
+        if isinstance(obj, dict):
+            return {k: rewire(v) for k, v in obj.items()}
+        return obj
+
+    layers = []
+    for layer in cfg["layers"]:
+        if layer["class_name"] == "Lambda":  # rebuilt by SameLambda below
+            layer = {k: v for k, v in layer.items() if k not in ("module", "registered_name")}
+            layer["class_name"] = "SameLambda"
+        if layer["name"] != old_input:
+            layers.append({**layer, "inbound_nodes": rewire(layer["inbound_nodes"])})
+            continue
+        h, w = spec.input_size
+        layers.append({**layer, "name": "raw_rgb",
+                       "config": {**layer["config"], "name": "raw_rgb",
+                                  "batch_input_shape": [None, h, w, 3]}})
+        layers.append({"class_name": "RawPreprocess", "name": "raw_preprocess",
+                       "config": {"name": "raw_preprocess", "trainable": False,
+                                  "model_name": spec.name},
+                       "inbound_nodes": [[["raw_rgb", 0, 0, {}]]]})
+    cfg.update(layers=layers, name=f"{spec.name}_raw", input_layers=[["raw_rgb", 0, 0]])
+    lambdas = {lay.name: lay for lay in net.layers if isinstance(lay, keras.layers.Lambda)}
+
+    class SameLambda(keras.layers.Lambda):
+        """Rebuild a Lambda layer (larq-zoo wraps TF ops in some) around the original
+        in-memory function: its closure does not survive a config round trip."""
+
+        @classmethod
+        def from_config(cls, config, custom_objects=None):
+            orig = lambdas[config["name"]]
+            return keras.layers.Lambda(orig.function, output_shape=orig._output_shape,
+                                       mask=orig.mask, arguments=orig.arguments,
+                                       name=config["name"])
+
+    custom = {"RawPreprocess": _preprocess_layer_class(), "SameLambda": SameLambda}
+    with keras.utils.custom_object_scope(custom):
+        flat = keras.Model.from_config(cfg, custom_objects=custom)
+    flat.set_weights(net.get_weights())
+    return flat
 
 
 def twin_study(n_images: int, seed: int = 0, note: str | None = None) -> Study:
