@@ -34,3 +34,19 @@ def float64():
     finally:
         keras.backend.set_floatx(previous)
         keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def jitter_biases_and_bn(model, seed: int):
+    """Give a fresh model non-zero biases and non-trivial BatchNorm statistics (in place), so
+    tests of attribution rules see every term; returns the model."""
+    import numpy as np
+    from tensorflow import keras
+
+    rng = np.random.default_rng(seed)
+    model.set_weights([w + rng.normal(0, 0.2, w.shape) if w.ndim == 1 else w
+                       for w in model.get_weights()])
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            g, b, m, v = layer.get_weights()
+            layer.set_weights([g, b, m, np.abs(v) + 0.5])
+    return model

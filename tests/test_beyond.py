@@ -19,7 +19,7 @@ from tensorflow import keras
 
 from bnn_saliency import beyond, claims, report
 from bnn_saliency import saliency as S
-from conftest import float64
+from conftest import float64, jitter_biases_and_bn
 
 
 def _linear_model(kernel, bias, in_shape):
@@ -49,14 +49,7 @@ def _pool_net64(sign: bool, seed: int = 11):
         x = keras.layers.Flatten()(x)
         out = keras.layers.Dense(4)(x)
         model = keras.Model(inp, out)
-    rng = np.random.default_rng(seed)
-    model.set_weights([w + rng.normal(0, 0.2, w.shape) if w.ndim == 1 else w
-                       for w in model.get_weights()])
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            g, b, m, v = layer.get_weights()
-            layer.set_weights([g, b, m, np.abs(v) + 0.5])
-    return model
+    return jitter_biases_and_bn(model, seed)
 
 
 # ------------------------------------------------------------ DeepLIFT through max pooling

@@ -17,7 +17,7 @@ import tensorflow as tf
 from tensorflow import keras
 
 from bnn_saliency import saliency as S
-from conftest import float64
+from conftest import float64, jitter_biases_and_bn
 from bnn_saliency.twins import build_twin, gradcam_layer
 
 
@@ -327,14 +327,7 @@ def _relu_net64(sign=False, seed=6):
         x = keras.layers.GlobalAveragePooling2D()(x)
         out = keras.layers.Dense(5)(x)
         model = keras.Model(inp, out)
-    rng = np.random.default_rng(seed)
-    model.set_weights([w + rng.normal(0, 0.2, w.shape) if w.ndim == 1 else w
-                       for w in model.get_weights()])  # non-zero biases, BN stats
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            g, b, m, v = layer.get_weights()
-            layer.set_weights([g, b, m, np.abs(v) + 0.5])
-    return model
+    return jitter_biases_and_bn(model, seed)
 
 
 @pytest.mark.parametrize("sign", [False, True], ids=["relu", "sign"])
