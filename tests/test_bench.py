@@ -129,6 +129,22 @@ def test_cli_records_a_build(tmp_path, monkeypatch, capsys):
     assert bench.latest_builds()["cold"]["seconds"] == 12.0
 
 
+def test_builds_only_refreshes_build_times_and_keeps_the_rest(tmp_path):
+    out, log = tmp_path / "bench.json", tmp_path / "build_time.json"
+    with pytest.raises(FileNotFoundError, match="make bench"):
+        bench.main(["--out", str(out), "--builds-only", str(log)])
+    out.write_text(json.dumps({"smoothgrad": [1, 2],
+                               "book_build": {"cold": None, "warm": {"seconds": 9.0}}}))
+    with pytest.raises(FileNotFoundError, match="make book"):
+        bench.main(["--out", str(out), "--builds-only", str(log)])
+    bench.record_build(700.0, True, 0, log)
+    bench.main(["--out", str(out), "--builds-only", str(log)])
+    result = json.loads(out.read_text())
+    assert result["smoothgrad"] == [1, 2]
+    assert result["book_build"]["cold"]["seconds"] == 700.0
+    assert result["book_build"]["warm"] == {"seconds": 9.0}  # no newer warm record: kept
+
+
 def test_machine_description():
     m = bench.machine()
     assert m["cores"] >= 1 and m["cpu"] and m["tensorflow"].count(".") >= 1

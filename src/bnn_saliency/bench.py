@@ -333,6 +333,21 @@ def latest_builds(path: Path | None = None) -> dict:
             "warm": next((r for r in reversed(ok) if not r.get("cold")), None)}
 
 
+def update_builds(out: Path, build_log: Path) -> dict:
+    """Replace the ``book_build`` entry of an existing benchmark JSON ``out`` with the latest
+    successful cold and warm records of ``build_log``; the other timings are kept."""
+    if not out.exists():
+        raise FileNotFoundError(f"{out} does not exist: run `make bench` first")
+    if not build_log.exists():
+        raise FileNotFoundError(f"{build_log} does not exist: run `make book` to record a build")
+    results = json.loads(out.read_text())
+    builds = latest_builds(build_log)
+    results["book_build"] = {k: v or results.get("book_build", {}).get(k)
+                             for k, v in builds.items()}
+    out.write_text(json.dumps(results, indent=1) + "\n")
+    return results["book_build"]
+
+
 def run_builds() -> None:
     """``make clean`` then ``make book`` twice (cold, then warm); each build records itself."""
     for target in ("clean", "book", "book"):
@@ -528,7 +543,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--cold", type=int, choices=(0, 1), default=0,
                         help="with --record-build: 1 if the build started without a cache")
     parser.add_argument("--exit-code", type=int, default=0, help="with --record-build")
+    parser.add_argument("--builds-only", type=Path, metavar="BUILD_LOG", default=None,
+                        help="only refresh the build times in --out from this build log "
+                             "(e.g. another checkout's _build/build_time.json)")
     args = parser.parse_args(argv)
+    if args.builds_only is not None:
+        update_builds(args.out, args.builds_only)
+        return
     if args.record_build is not None:
         rec = record_build(args.record_build, bool(args.cold), args.exit_code)
         print(f"book build: {rec['seconds']} s ({'cold' if rec['cold'] else 'warm'} cache), "
