@@ -12,8 +12,8 @@ The loops behind the chapter "Beyond plain gradients" (``book/06_beyond_gradient
   one model, compiled forward passes), :func:`excess_over` (per-image score minus the
   random map's), :func:`rank_methods` and :func:`ranking_table` (one ranking, FP vs BNN);
 * **class sensitivity**: :func:`runner_up` (the most likely other class);
-* **sanity**: :func:`layer_blocks` and :func:`cascading_randomization` (Adebayo et al.'s
-  cascading parameter randomization, block by block from the logits down).
+* **sanity**: :func:`cascading_table` (Adebayo et al.'s cascading parameter randomization,
+  block by block from the logits down, through :func:`bnn_saliency.sanity.cascading`).
 
 References:
     Sundararajan, Taly & Yan 2017, "Axiomatic attribution for deep networks", arXiv:1703.01365.
@@ -26,6 +26,8 @@ References:
 """
 
 from __future__ import annotations
+
+import functools
 
 import re
 import time
@@ -40,7 +42,7 @@ __all__ = [
     "FAITHFULNESS_METHODS", "relative_completeness_error", "completeness_table",
     "ig_convergence", "time_per_map",
     "method_maps", "ranking_map", "random_maps", "perturbation_scores", "excess_over",
-    "rank_methods", "ranking_table", "runner_up", "layer_blocks", "cascading_randomization",
+    "rank_methods", "ranking_table", "runner_up", "layer_block_key",
     "maps_by_model", "faithfulness_scores", "agreement", "class_sensitivity", "roughness",
     "per_image_mean", "cam_scores", "class_sensitivity_table", "coarseness_table",
     "cascading_table",
@@ -325,61 +327,11 @@ def runner_up(model, images, targets, batch_size: int = 256) -> np.ndarray:
 _NUMBERED = re.compile(r"^[a-z]+(\d+)$")
 
 
-def layer_blocks(layer_names: Sequence[str]) -> list[list[str]]:
-    """Group randomization layers (output to input) into blocks, in order of appearance.
-
-    ``conv6``/``bn6`` share the block ``6``; ``s3b2_conv``/``s3b2_bn`` the block ``s3b2``
-    (the part before the first underscore); any other name is its own block (``logits``).
-    """
-    blocks: dict[str, list[str]] = {}
-    for name in layer_names:
-        match = _NUMBERED.match(name)
-        key = match.group(1) if match else name.split("_")[0]
-        blocks.setdefault(key, []).append(name)
-    return list(blocks.values())
-
-
-def cascading_randomization(model, images, targets, method: Callable, *,
-                            blocks: Sequence[Sequence[str]] | None = None, seed: int = 0,
-                            reset_batchnorm: bool = True,
-                            similarity: Callable = metrics.spearman_abs,
-                            **params) -> pd.DataFrame:
-    """Cascading parameter randomization (Adebayo et al. 2018), block by block.
-
-    The maps of ``method`` on the trained model are compared with its maps after the top
-    1, 2, ... blocks (from the logits down) are re-initialised by
-    :func:`bnn_saliency.models.randomize_layers` (seeded per layer, so the weights of a block
-    are the same at every step of the cascade; BN reset too by default). One working copy
-    is updated in place from a fully randomized copy, so compiled saliency functions are
-    reused across steps.
-
-    Args:
-        method: a saliency method ``method(model, images, targets, **params)``.
-        blocks: layer groups, output to input; default
-            ``layer_blocks(models.randomization_layers_of(model))``.
-        similarity: ``f(maps_a, maps_b) -> (N,)``; default Spearman of absolute maps.
-
-    Returns:
-        long DataFrame with columns step (1 = top block), block (its last layer's name, i.e.
-        the deepest layer randomized so far), image, score.
-    """
-    blocks = layer_blocks(models.randomization_layers_of(model)) if blocks is None else \
-        [list(b) for b in blocks]
-    if not blocks:
-        raise ValueError("no layer blocks to randomize")
-    all_layers = [name for b in blocks for name in b]
-    full = models.randomize_layers(model, all_layers, seed=seed, reset_batchnorm=reset_batchnorm)
-    work = models.randomize_layers(model, [], seed=seed)
-    original = method(model, images, targets, **params)
-    frames = []
-    for step, block in enumerate(blocks, start=1):
-        for name in block:
-            work.get_layer(name).set_weights(full.get_layer(name).get_weights())
-        maps = method(work, images, targets, **params)
-        score = np.asarray(similarity(original, maps), dtype=float)
-        frames.append(pd.DataFrame({"step": step, "block": block[-1],
-                                    "image": np.arange(len(score)), "score": score}))
-    return pd.concat(frames, ignore_index=True)
+def layer_block_key(name: str) -> str:
+    """Cascade block of a twin layer: ``conv6``/``bn6`` -> ``6``, ``s3b2_conv``/``s3b2_bn`` ->
+    ``s3b2`` (the part before the first underscore), any other name is its own block."""
+    match = _NUMBERED.match(name)
+    return match.group(1) if match else name.split("_")[0]
 
 
 # ------------------------------------------------------------------- loops over many models
@@ -577,19 +529,27 @@ def coarseness_table(nets: Mapping[str, object], images, targets,
 
 def cascading_table(nets: Mapping[str, object], images, targets,
                     methods: Mapping[str, tuple[Callable, dict]], seed: int = 0) -> pd.DataFrame:
-    """:func:`cascading_randomization` of several methods on several models.
+    """Cascading randomization (:func:`bnn_saliency.sanity.cascading`, batch normalization
+    reset too) of several methods on several models, one block per layer pair
+    (:func:`layer_block_key`), scored by Spearman of the absolute maps.
 
     Args:
         methods: name -> (method, keyword settings).
 
     Returns:
-        long DataFrame with columns model, method, step, block, image, score.
+        long DataFrame with columns model, method, step (1 = logits), block (the deepest layer
+        randomized so far), image, score.
     """
+    from . import sanity
+
+    bound = {m: functools.partial(fn, **params) for m, (fn, params) in methods.items()}
+    spearman = {"Spearman |map|": sanity.SIMILARITY["Spearman |map|"]}
     frames = []
     for name, net in nets.items():
-        for method, (fn, params) in methods.items():
-            table = cascading_randomization(net, images, targets, fn, seed=seed, **params)
-            table.insert(0, "method", method)
-            table.insert(0, "model", name)
-            frames.append(table)
-    return pd.concat(frames, ignore_index=True)
+        groups = sanity.cascade_blocks(models.randomization_layers_of(net), key=layer_block_key)
+        blocks = [(layers[-1], layers) for _, layers in groups]
+        run = sanity.cascading(net, images, targets, bound, blocks, metrics=spearman, seed=seed,
+                               reset_batchnorm=True, name=name)
+        frames.append(run.scores[run.scores["step"] > 0])
+    return pd.concat(frames, ignore_index=True)[["model", "method", "step", "block", "image",
+                                                 "score"]]
