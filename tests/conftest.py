@@ -50,3 +50,8 @@ def jitter_biases_and_bn(model, seed: int):
             g, b, m, v = layer.get_weights()
             layer.set_weights([g, b, m, np.abs(v) + 0.5])
     return model
+
+
+# Unit tests test the code, never a memoized result (tests/test_memo.py enables the cache in
+# a temporary folder where it tests it).
+os.environ["BNN_SALIENCY_RECOMPUTE"] = "1"

@@ -191,3 +191,21 @@ def test_committed_results_render():
     goals, methods, training = bench.summary(results)
     assert len(goals) and set(goals["verdict"]) <= {"met", "borderline", "not met"}
     assert np.all(methods["maps_per_s"] > 0) and np.all(training["images_per_s"] > 0)
+
+
+def test_chapter_times_sums_cell_timestamps(tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    stamps = [("2026-01-01T00:00:00Z", "2026-01-01T00:00:02.5Z"),
+              ("2026-01-01T00:00:03Z", "2026-01-01T00:01:03Z")]
+    for (start, end), src in zip(stamps, ["t0 = time.perf_counter()\nx = slow()", "y = 1"]):
+        cell = nbformat.v4.new_code_cell(src)
+        cell.metadata["execution"] = {"iopub.execute_input": start, "shell.execute_reply": end}
+        nb.cells.append(cell)
+    nb.cells.append(nbformat.v4.new_code_cell("never executed"))
+    nbformat.write(nb, tmp_path / "01_x.ipynb")
+    table = bench.chapter_times(tmp_path)
+    row = table.iloc[0]
+    assert row["chapter"] == "01_x" and row["seconds"] == 62.5 and row["cells"] == 3
+    assert row["costliest"].startswith("cell 1 (60 s): y = 1; cell 0 (2 s): x = slow()")

@@ -86,6 +86,7 @@ def test_deeplift_on_linear_model_is_exact():
     for maxpool in ("gradient", "rescale"):
         attr = S.deeplift_rescale(model, x, t, maxpool=maxpool)
         want = x.reshape(4, -1) * kernel[:, t].T  # w_t * (x - 0), elementwise
+        # float64 model: the one float32 step rounds each entry (relative error <= 2**-24)
         np.testing.assert_allclose(attr.reshape(4, -1), want, rtol=1e-6, atol=1e-7)
 
 

@@ -20,6 +20,7 @@ from bnn_saliency import saliency as S
 from conftest import float64
 from bnn_saliency import stats
 from bnn_saliency.twins import build_twin
+from float_tolerance import assert_float32_close
 
 
 def _images(n, shape, seed=0, dtype=np.float32):
@@ -80,8 +81,8 @@ def test_gradcam_layers_equals_per_layer_gradcam_on_bnn_twin(bnn_twin):
         want = S.gradcam(bnn_twin, x, t, layer=name, relu=False)
         scale = np.abs(want).max()
         np.testing.assert_allclose(parts[name].signed, want, rtol=1e-4, atol=1e-5 * scale)
-        np.testing.assert_allclose(parts[name].alpha, S.gradcam_weights(bnn_twin, x, t, name),
-                                   rtol=1e-4, atol=1e-7)
+        # batches of 2 vs 5: float32 gradients back through up to 5 layers, a spatial mean
+        assert_float32_close(parts[name].alpha, S.gradcam_weights(bnn_twin, x, t, name), depth=6)
         inv = S.gradcam(bnn_twin, x, t, layer=name, invert=True)
         np.testing.assert_allclose(C.cam_variants(parts[name].signed)["inverted+ReLU"], inv,
                                    rtol=1e-4, atol=1e-5 * scale)
@@ -144,8 +145,7 @@ def test_sign_structure_identities(bnn_twin):
 # ---------------------------------------------------------------------------- faithfulness
 def test_fast_logits_matches_model(bnn_twin):
     x = _images(3, (32, 32, 3), seed=5)
-    np.testing.assert_allclose(C.fast_logits(bnn_twin)(x), bnn_twin(x, training=False).numpy(),
-                               rtol=1e-5, atol=1e-5)
+    assert_float32_close(C.fast_logits(bnn_twin)(x), bnn_twin(x, training=False).numpy(), depth=7)
 
 
 @pytest.mark.parametrize("constant", ["zero", "one", "nan"])

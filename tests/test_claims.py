@@ -28,7 +28,7 @@ def test_claim_validation_and_roundtrip(tmp_path):
     row = claims.Claim("c", "s", "m", 0.51234567, 0.4, 0.6, "CI low > 0.5", "partly", "sec-x")
     claims.save("01_x", [row], tmp_path)
     loaded = claims.load_all(tmp_path)
-    assert loaded[0]["chapter"] == "01_x" and loaded[0]["value"] == 0.5123
+    assert loaded[0]["chapter"] == "01_x" and loaded[0]["value"] == 0.512346
     assert claims.table([row]).shape == (1, 7)
 
 

@@ -213,7 +213,8 @@ def _dense_model(keras, kernel, bias, shape):
 
 @pytest.fixture(scope="module")
 def one_pixel_model(keras):
-    """4x4x1 images; logits = [w * x[1, 2], 0]: only pixel (1, 2) matters."""
+    """4x4x1 images; logits = [w * x[1, 2], 0]: only pixel (1, 2) matters. Its float32 logits are
+    exact (one weight 2.0, pixels 0, 0.25 or 1; softmax in float64): tight tolerances below."""
     kernel = np.zeros((16, 2))
     kernel[1 * 4 + 2, 0] = 2.0
     return _dense_model(keras, kernel, np.zeros(2), (4, 4, 1))

@@ -17,6 +17,7 @@ from tensorflow import keras
 from bnn_saliency import perturbation as P
 from bnn_saliency import saliency
 from bnn_saliency.twins import build_twin
+from float_tolerance import assert_float32_close
 
 
 def linear_model(seed=0, shape=(4, 4, 2), units=3):
@@ -206,8 +207,10 @@ def test_grouped_noise_levels_equal_separate_calls():
     x = images(3, (32, 32, 3), seed=6)
     joint, fj = P.propagation(model, x, [0.05, 0.3], n_draws=2, seed=1)
     parts = [P.propagation(model, x, [v], n_draws=2, seed=1) for v in (0.05, 0.3)]
-    np.testing.assert_allclose(joint["rel_change"],
-                               np.concatenate([p[0]["rel_change"] for p in parts]), rtol=1e-6)
+    # other batches (15 vs 9 inputs): float32 activations through up to 7 layers; the relative
+    # change is normalized by ||a_l(x)||, so its rounding error is relative to 1 (scale=1)
+    assert_float32_close(joint["rel_change"],
+                         np.concatenate([p[0]["rel_change"] for p in parts]), depth=7, scale=1.0)
     np.testing.assert_array_equal(fj["flip_rate"],
                                   np.concatenate([p[1]["flip_rate"] for p in parts]))
 
@@ -217,7 +220,7 @@ def test_batch_size_does_not_change_results():
     x = images(5, (32, 32, 3), seed=4)
     a, fa = P.propagation(model, x, [0.02, 0.2], n_draws=3, seed=5, batch_size=4)
     b, fb = P.propagation(model, x, [0.02, 0.2], n_draws=3, seed=5, batch_size=256)
-    np.testing.assert_allclose(a["rel_change"], b["rel_change"], rtol=1e-5, equal_nan=True)
+    assert_float32_close(a["rel_change"], b["rel_change"], depth=7, scale=1.0)  # as above
     np.testing.assert_array_equal(fa["flip_rate"], fb["flip_rate"])
 
 

@@ -33,6 +33,7 @@ import os
 import platform
 import subprocess
 import sys
+import re
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -44,7 +45,8 @@ from .data import PROJECT_ROOT
 
 __all__ = ["GOALS", "BenchConfig", "FULL", "QUICK", "machine", "time_calls", "grad_pass_times",
            "bench_smoothgrad", "bench_methods", "bench_training", "record_build",
-           "latest_builds", "ratio_ci", "goal_verdict", "summary", "run", "main"]
+           "latest_builds", "chapter_times", "ratio_ci", "goal_verdict", "summary", "run",
+           "main"]
 
 # not in book/results/ itself, where every *.json is a chapter's claims file (claims.load_all)
 DEFAULT_OUT = PROJECT_ROOT / "book" / "results" / "performance" / "bench.json"
@@ -395,6 +397,49 @@ def goal_verdict(low: float, high: float, goal: float, direction: str) -> str:
     if good_high < g:
         return "not met"
     return "borderline"
+
+
+PLUMBING = re.compile(r"^(#|%|:|t0 = |watch = |glue\(|import |from )")
+
+
+def chapter_times(book_dir: Path | None = None, top: int = 2):
+    """Execution time of each stored chapter notebook, from the per-cell timestamps that
+    nbclient writes when ``make notebooks`` executes it (computation, not cache reads: that
+    target sets ``BNN_SALIENCY_RECOMPUTE=1``).
+
+    Returns:
+        DataFrame, one row per notebook: ``chapter``, ``seconds`` (sum over code cells),
+        ``cells``, and ``costliest`` (the ``top`` slowest cells as ``"cell k (s s): first
+        line"``), sorted by chapter.
+    """
+    from datetime import datetime
+
+    import nbformat
+    import pandas as pd
+
+    def stamp(text):
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    rows = []
+    for path in sorted(Path(book_dir or PROJECT_ROOT / "book").glob("*.ipynb")):
+        cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+        times = []
+        for k, cell in enumerate(cells):
+            run = cell.get("metadata", {}).get("execution", {})
+            if "iopub.execute_input" in run and "shell.execute_reply" in run:
+                seconds = (stamp(run["shell.execute_reply"])
+                           - stamp(run["iopub.execute_input"])).total_seconds()
+                first = next((ln for ln in cell.source.splitlines()
+                              if ln.strip() and not PLUMBING.match(ln)), "")
+                times.append((seconds, k, first[:48]))
+        if not times:
+            continue
+        slow = sorted(times, reverse=True)[:top]
+        rows.append({"chapter": path.stem, "seconds": round(sum(t[0] for t in times), 1),
+                     "cells": len(cells),
+                     "costliest": "; ".join(f"cell {k} ({t:.0f} s): {line}"
+                                            for t, k, line in slow)})
+    return pd.DataFrame(rows)
 
 
 def summary(results: dict) -> "tuple":

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from . import camstudy, metrics, models, saliency
+from .memo import cached
 
 __all__ = [
     "FAITHFULNESS_METHODS", "relative_completeness_error", "completeness_table",
@@ -87,6 +88,7 @@ def relative_completeness_error(model, images, targets, attributions, baseline="
     return np.where(np.abs(fdiff) < 1e-6, np.nan, rel)
 
 
+@cached
 def completeness_table(nets: Mapping[str, object], images, targets,
                        attributions: Mapping[str, Mapping[str, np.ndarray]],
                        baseline="black") -> pd.DataFrame:
@@ -335,6 +337,7 @@ def layer_block_key(name: str) -> str:
 
 
 # ------------------------------------------------------------------- loops over many models
+@cached
 def maps_by_model(nets: Mapping[str, object], images, targets, layers: Mapping[str, str],
                   methods: Mapping[str, dict] | None = None,
                   precomputed: Mapping[str, Mapping[str, np.ndarray]] | None = None,
@@ -358,6 +361,7 @@ def maps_by_model(nets: Mapping[str, object], images, targets, layers: Mapping[s
     return out
 
 
+@cached
 def faithfulness_scores(nets: Mapping[str, object], images, targets,
                         maps: Mapping[str, Mapping[str, np.ndarray]], *, n_steps: int = 16,
                         baseline="blur", blur_sigma: float = 5.0, random_seed: int = 1,

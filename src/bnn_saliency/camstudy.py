@@ -33,7 +33,7 @@ References:
     Selvaraju et al. 2019, "Grad-CAM", IJCV, arXiv:1610.02391.
     Chattopadhay et al. 2018, "Grad-CAM++", WACV, arXiv:1710.11063 (Average Drop, Increase).
     Zhang et al. 2023, "Opti-CAM", arXiv:2301.07002 (Average Gain).
-    Widdicombe & Julier 2020, "Gradient-based interpretability methods and binarized neural
+    Widdicombe & Julier 2021, "Gradient-based interpretability methods and binarized neural
     networks", arXiv:2106.12569 (section 3.4: Grad-CAM on BNNs).
     Efron & Tibshirani 1993, An Introduction to the Bootstrap (percentile intervals).
 """
@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from . import metrics, stats
+from .memo import cached
 
 #: Default tolerance of :func:`blank_maps`, relative to the largest |L| of the same map.
 BLANK_TOL = 0.01
@@ -264,6 +265,7 @@ def fast_logits(model):
         def f(x):
             return compiled(tf.constant(np.asarray(x, dtype=np_dtype))).numpy()
 
+        f.__memo_key__ = model
         cache["logits"] = f
     return cache["logits"]
 
@@ -498,6 +500,7 @@ def display_cams(cams, size: tuple[int, int]) -> np.ndarray:
     return postprocess.normalize(postprocess.upsample(cams, size))
 
 
+@cached
 def model_cams(models: dict, images, targets, layers: dict[str, str]) -> dict[str, CamParts]:
     """:class:`CamParts` of each model at its own Grad-CAM layer ``layers[name]``."""
     missing = sorted(set(models) - set(layers))
@@ -513,6 +516,7 @@ def _long_faithfulness(faith: pd.DataFrame) -> pd.DataFrame:
     return long
 
 
+@cached
 def score_table(models: dict, images, targets, signed: dict[str, np.ndarray], kinds: dict,
                 *, constant: str = "zero", tol: float = BLANK_TOL, top_fraction: float = 0.5
                 ) -> pd.DataFrame:
@@ -661,6 +665,7 @@ def kind_mean_ci(table: pd.DataFrame, column: str, kind: str) -> stats.CI:
     return stats.bootstrap_ci(sel.groupby("image")[column].mean().to_numpy())
 
 
+@cached
 def depth_table(models: dict, images, targets, kinds: dict, *, constant: str = "zero",
                 tol: float = BLANK_TOL) -> pd.DataFrame:
     """Average Drop and blank rate of Grad-CAM at every block of each twin.
@@ -724,6 +729,7 @@ def best_layers(depth_summary: pd.DataFrame, family: str = "vgg", measure: str =
     return sel.sort_values("mean").groupby("kind").first()
 
 
+@cached
 def method_maps(models: dict, images, targets, layers: dict[str, dict[str, str]], *,
                 skip: dict[str, int] | None = None, max_n: int | None = None,
                 batch_size: int = 64) -> dict[tuple[str, str], dict[str, np.ndarray]]:

@@ -1,20 +1,20 @@
 """Claims: each chapter ends with the claims it tests, our measurement, and a computed verdict.
 
 A chapter states a threshold before computing a result, builds :class:`Claim` rows with
-:func:`judge`, shows them with :func:`table` and saves them with :func:`save` to
-``book/results/<chapter>.json``, which the claims ledger page reads.
+:func:`judge`, shows them with :func:`table` and records them with
+:meth:`bnn_saliency.results.Record.claims`, which saves (or checks) them in
+``book/results/<chapter>.json``; the claims ledger page reads those files.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-from .data import PROJECT_ROOT
+from .results import RESULTS_DIR
 
-RESULTS_DIR = PROJECT_ROOT / "book" / "results"
 VERDICTS = ("reproduced", "partly", "not reproduced")
 
 
@@ -24,7 +24,7 @@ class Claim:
 
     Attributes:
         claim: the claim, in the source's words or close to them.
-        source: who claims it (e.g. "Widdicombe & Julier 2020").
+        source: who claims it (e.g. "Widdicombe & Julier 2021").
         measure: what we measured (one line).
         value: point estimate.
         low, high: 95% interval (bootstrap unless stated).
@@ -108,14 +108,22 @@ def table(claims: list[Claim]):
     return pd.DataFrame(rows)
 
 
+def verdict_lines(claims: list[Claim]) -> str:
+    """One line per claim, ``verdict: claim``: the part of a claims table that is the same on
+    every machine (nbval compares it; the numbers are checked by :mod:`bnn_saliency.results`)."""
+    return "\n".join(f"{c.verdict}: {c.claim}" for c in claims)
+
+
 def save(chapter: str, claims: list[Claim], results_dir: Path = RESULTS_DIR) -> Path:
-    """Write a chapter's claims to ``<results_dir>/<chapter>.json`` (rounded, stable order)."""
-    results_dir.mkdir(parents=True, exist_ok=True)
-    path = results_dir / f"{chapter}.json"
-    rows = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(c).items()}
-            for c in claims]
-    path.write_text(json.dumps({"chapter": chapter, "claims": rows}, indent=1) + "\n")
-    return path
+    """Write a chapter's claims (and nothing else) to ``<results_dir>/<chapter>.json``.
+    Chapters use :class:`bnn_saliency.results.Record`, which writes the same format."""
+    from .results import Record
+
+    record = Record(chapter, results_dir)
+    record.claims(claims)
+    record.path.parent.mkdir(parents=True, exist_ok=True)
+    record.path.write_text(json.dumps(record.payload(), indent=1) + "\n")
+    return record.path
 
 
 def load_all(results_dir: Path = RESULTS_DIR) -> list[dict]:

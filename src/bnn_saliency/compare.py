@@ -7,6 +7,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from .memo import cached
+
 
 def predict(model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Predicted class per image (argmax of the logits), in inference mode."""
@@ -15,12 +17,14 @@ def predict(model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
     return np.argmax(np.concatenate(logits), axis=1)
 
 
+@cached
 def maps_for_models(models: dict, images: np.ndarray, targets: np.ndarray,
                     method: Callable, **params) -> dict[str, np.ndarray]:
     """Run one saliency method over several models: name -> maps."""
     return {name: method(model, images, targets, **params) for name, model in models.items()}
 
 
+@cached
 def pairwise_similarity(maps: dict[str, np.ndarray], pairs: list[tuple[str, str]],
                         metrics: dict[str, Callable], groups: dict[str, np.ndarray] | None = None,
                         ) -> pd.DataFrame:

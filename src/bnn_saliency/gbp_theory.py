@@ -63,7 +63,10 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+
 from scipy import special
+
+from .memo import cached
 
 WEIGHT_LAWS = ("gaussian", "rademacher")
 ACTIVATIONS = ("relu", "sign")
@@ -747,6 +750,7 @@ def random_logit_targets(logits, n_logits: int, seed: int) -> np.ndarray:
                      for row in z])
 
 
+@cached
 def untrained_logit_maps(build, inputs, seeds=(0, 1), n_logits: int = 4, batch_size: int = 4
                          ) -> dict[int, dict[str, np.ndarray]]:
     """GBP and gradient maps of untrained Keras networks for several logits of each input.
@@ -756,7 +760,8 @@ def untrained_logit_maps(build, inputs, seeds=(0, 1), n_logits: int = 4, batch_s
     functions). Targets are :func:`random_logit_targets` with the network seed.
 
     Args:
-        build: ``build(seed) -> keras.Model`` returning logits.
+        build: ``build(seed) -> keras.Model`` returning logits, or the name of a registered
+            model (:func:`bnn_saliency.models.build`), which also makes the call memoizable.
         inputs: (N, H, W, C) model inputs (already preprocessed).
         seeds: network seeds.
         n_logits: logits explained per input (the largest, then random ones).
@@ -775,6 +780,11 @@ def untrained_logit_maps(build, inputs, seeds=(0, 1), n_logits: int = 4, batch_s
     seeds = list(seeds)
     if not seeds:
         raise ValueError("give at least one network seed")
+    if isinstance(build, str):
+        from . import models
+
+        name = build
+        build = lambda seed: models.build(name, seed=seed)  # noqa: E731
     out = {}
     model = build(seeds[0])
     for seed in seeds:
@@ -843,6 +853,7 @@ class ConvExperiment:
     sizes: dict
 
 
+@cached
 def conv_experiment(images, seeds, sizes, *, variants=tuple(VARIANTS), sign_max: int = 256,
                     invariance_n: int = 256, unit=None, patches=None, dtype: str = "float32"
                     ) -> ConvExperiment:
@@ -909,6 +920,7 @@ def conv_experiment(images, seeds, sizes, *, variants=tuple(VARIANTS), sign_max:
     return ConvExperiment(pd.DataFrame(rows), pd.DataFrame(inv_rows), keep, swept)
 
 
+@cached
 def independent_errors(variant: str, images, seeds_per_size: dict[int, int], *, unit=None,
                        patches=None, seed_base: int = 1000, dtype: str = "float32"
                        ) -> dict[int, np.ndarray]:
@@ -1001,6 +1013,7 @@ def fc_width_for_correlation(image, r: float) -> float:
     return float(np.pi ** 2 * x.size / (rho2 * (1 / r ** 2 - 1)))
 
 
+@cached
 def rademacher_patch_deviations(images, per_image: int = 4, seed: int = 0, kernel: int = 7):
     """How far Rademacher's exact ``E[eps 1(eps.y > 0)]`` is from the Gaussian form on patches.
 
@@ -1047,6 +1060,7 @@ def variant_summary(table, invariance, n: int = 256):
     return pd.DataFrame(rows).set_index("variant")
 
 
+@cached
 def untrained_twin_table(images, n_logits: int = 4, seed: int = 0, family: str = "vgg"):
     """GBP and gradient of the untrained CIFAR twins (every variant) for logits 0..L-1.
 

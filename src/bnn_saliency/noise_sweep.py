@@ -32,6 +32,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from . import claims, postprocess, saliency, stats
+from .memo import cached
 
 __all__ = ["smoothgrad_halves", "display", "ArgmaxBootstrap", "argmax_bootstrap", "ratio_ci",
            "range_verdict", "compiled_forward", "smoothgrad_display", "requantize",
@@ -41,6 +42,7 @@ __all__ = ["smoothgrad_halves", "display", "ArgmaxBootstrap", "argmax_bootstrap"
            "amplification_ci", "sign_flip_fraction", "start_probabilities", "INSERTION"]
 
 
+@cached
 def smoothgrad_halves(model, images, targets, noises: Sequence[float], n_per_half: int,
                       seeds: Sequence[int] = (1, 2), batch_size: int = 256) -> np.ndarray:
     """Absolute-value SmoothGrad at each noise level, one array per independent half.
@@ -268,6 +270,7 @@ def compiled_forward(model):
         return fn(tf.constant(np.asarray(x, dtype=dtype.as_numpy_dtype))).numpy()
 
     forward.__name__ = f"compiled_{model.name}"
+    forward.__memo_key__ = model
     return forward
 
 
@@ -291,6 +294,7 @@ def requantize(images, rng: np.random.Generator, levels: int = 255) -> np.ndarra
     return np.clip(x + rng.choice([-1.0, 1.0], x.shape) / levels, 0, 1).astype(np.float32)
 
 
+@cached
 def quality_table(name: str, model, forward, images, labels, maps, half_maps,
                   levels: Sequence[float], *, random_maps, requantized=None,
                   plain_stability=None, insertion: dict | None = None):
@@ -466,6 +470,7 @@ def n_check_counts(check, labels: tuple[str, str] = ("n=8", "n=16"), noise: floa
     return {"same_best": same_best, "same_sign": same_sign, "same_order": same_order}
 
 
+@cached
 def randomization_table(name: str, model, images, labels, maps_a, maps_b, *, noise: float = 0.5,
                         n_half: int = 4, seed: int = 5, randomization_seed: int = 0,
                         layers=None):
@@ -489,6 +494,7 @@ def randomization_table(name: str, model, images, labels, maps_a, maps_b, *, noi
                          "vs itself": metrics.spearman_abs(maps_a, maps_b)})
 
 
+@cached
 def propagation_tables(models: Mapping, images, levels: Mapping[str, Sequence[float]],
                        seed: int = 0):
     """:func:`bnn_saliency.perturbation.propagation` of every model at its noise ``levels``,

@@ -60,6 +60,7 @@ import pandas as pd
 from . import metrics as metrics_mod
 from . import models as models_mod
 from . import postprocess, saliency
+from .memo import cached
 
 VIEWS = ("abs", "signed")
 
@@ -426,6 +427,7 @@ def _randomization_run(mode: str, model, images, targets, methods, blocks, *, me
     return SanityRun(scores, steps, reference, kept)
 
 
+@cached
 def cascading(model, images, targets, methods: dict[str, Callable],
               blocks: Sequence[tuple[str, Sequence[str]]], *,
               metrics: dict[str, tuple[str, Callable]] | None = None, seed: int = 0,
@@ -460,6 +462,7 @@ def cascading(model, images, targets, methods: dict[str, Callable],
                               randomizer=randomizer, keep=keep, name=name, reference=reference)
 
 
+@cached
 def independent(model, images, targets, methods: dict[str, Callable],
                 blocks: Sequence[tuple[str, Sequence[str]]], *,
                 metrics: dict[str, tuple[str, Callable]] | None = None, seed: int = 0,
@@ -473,6 +476,55 @@ def independent(model, images, targets, methods: dict[str, Callable],
     return _randomization_run("independent", model, images, targets, methods, blocks,
                               metrics=metrics, seed=seed, reset_batchnorm=reset_batchnorm,
                               randomizer=randomizer, keep=keep, name=name, reference=reference)
+
+
+def run_scores(model, images, targets, methods: dict[str, Callable],
+               blocks: Sequence[tuple[str, Sequence[str]]], *, mode: str = "cascading",
+               seed: int = 0, reset_batchnorm: bool = False, name: str | None = None,
+               drop_original: bool = False) -> pd.DataFrame:
+    """The score table of a :func:`cascading` or :func:`independent` run (no maps), e.g. for
+    :func:`recorded`; ``drop_original`` drops the step-0 rows (the original vs itself)."""
+    run = {"cascading": cascading, "independent": independent}[mode]
+    scores = run(model, images, targets, methods, blocks, seed=seed,
+                 reset_batchnorm=reset_batchnorm, name=name).scores
+    return scores[scores["step"] > 0].reset_index(drop=True) if drop_original else scores
+
+
+run_scores.record_keys = [c for c in COLUMNS if c != "score"]
+
+
+def reference_scores(model, images, targets, methods: dict[str, Callable], *, versus,
+                     metrics: dict[str, tuple[str, Callable]] | None = None) -> pd.DataFrame:
+    """Similarity of ``versus``'s maps to ``model``'s on the same images (the data
+    randomization test: ``versus`` trained on random labels, or with another seed)."""
+    reference = compute_views(model, images, targets, methods)
+    return compare_to_reference(reference, versus, images, targets, methods, metrics)[0]
+
+
+reference_scores.record_keys = ["method", "metric", "image"]
+
+
+def recorded(record: str, scores: Callable, model, images, targets, methods, *args,
+             sample: int = 4, **kwargs) -> pd.DataFrame:
+    """``scores(model, images, targets, methods, *args, **kwargs)`` (:func:`run_scores`,
+    :func:`reference_scores`) through :func:`bnn_saliency.records.per_image`: the committed
+    records ``record`` (``None``: compute everything, commit nothing), with ``sample`` images recomputed live and checked. SmoothGrad rows
+    are not checked live: its noise is drawn image after image from one generator, so an
+    image's noise depends on which images precede it."""
+    from . import records
+
+    images, targets = np.asarray(images), np.asarray(targets)
+    if record is None:  # e.g. ImageNet mode: nothing committed, compute everything
+        return scores(model, images, targets, methods, *args, **kwargs)
+
+    def compute(idx):
+        return scores(model, images[idx], targets[idx], methods, *args, **kwargs)
+
+    return records.per_image(
+        record, compute, len(images), sample=sample,
+        inputs_fingerprint=records.fingerprint(scores, model, images, targets, methods, args,
+                                               kwargs),
+        keys=scores.record_keys, exclude={"method": ["smoothgrad"]})
 
 
 # ------------------------------------------------------------------------------ summaries
