@@ -11,6 +11,8 @@ from . import claims
 from .data import PROJECT_ROOT
 
 WEIGHTS_DIR = PROJECT_ROOT / "data"
+V2_DIR = WEIGHTS_DIR / "v2"  # the twins-v2 suite (in training; the chapters still use v1)
+PILOT_FILE = V2_DIR / "pilot.json"
 
 # where each chapter lives in the book, for links from the ledger
 CHAPTER_DOCS = {
@@ -30,19 +32,27 @@ def twin_records(weights_dir: Path = WEIGHTS_DIR) -> list[dict]:
 
 
 def twin_table(weights_dir: Path = WEIGHTS_DIR) -> pd.DataFrame:
-    """One row per shipped twin: architecture, binarized parts, size, accuracy, training time."""
-    rows = []
+    """One row per shipped twin, indexed by its name, accuracy first: test and train accuracy,
+    the variant (``fp``/``binw``/``bina``/``bnn``, what is binarized; the family is in the
+    name), labels (true or permuted), training images, epochs, base width, training minutes.
+
+    Parameter counts, file sizes and the rest stay in the provenance records
+    (:func:`twin_records`). The index is the twin's name, unnamed, and the columns' axis is
+    named "twin" instead, so that the table renders with one header row whose first cell
+    says "twin" (and no 0..n-1 row numbers).
+    """
+    rows = {}
     for r in twin_records(weights_dir):
-        size = (weights_dir / r["weights_file"]).stat().st_size
-        rows.append({
-            "twin": r["name"], "family": r["family"], "binarized": r["binarization"],
-            "width": r["width"], "params": r["params"], "file MB": round(size / 1e6, 2),
-            "labels": "permuted" if r["random_labels"] else "true",
-            "train images": r["train_images"], "epochs": r["epochs"],
-            "train acc": r["train_accuracy"], "test acc": r["test_accuracy"],
+        rows[r["name"]] = {
+            "test acc": r["test_accuracy"], "train acc": r["train_accuracy"],
+            "variant": r["variant"], "labels": "permuted" if r["random_labels"] else "true",
+            "train images": r["train_images"], "epochs": r["epochs"], "width": r["width"],
             "train min": round(r["wall_time_s"] / 60, 1),
-        })
-    return pd.DataFrame(rows)
+        }
+    columns = ["test acc", "train acc", "variant", "labels", "train images", "epochs", "width",
+               "train min"]
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=columns)
+    return table.rename_axis(index=None, columns="twin")
 
 
 def training_curves(weights_dir: Path = WEIGHTS_DIR) -> pd.DataFrame:
@@ -55,6 +65,23 @@ def training_curves(weights_dir: Path = WEIGHTS_DIR) -> pd.DataFrame:
                          "train acc (augmented)": float(entry["train_acc_augmented"]),
                          "loss": float(entry["loss"])})
     return pd.DataFrame(rows)
+
+
+def pilot_table(path: Path = PILOT_FILE) -> pd.DataFrame:
+    """The twins-v2 recipe pilot (``python -m bnn_saliency.train --pilot-summary``): one row
+    per candidate recipe, accuracy first."""
+    rows = json.loads(Path(path).read_text())
+    return pd.DataFrame([{
+        "test acc": r["test_accuracy"], "model": r["model"], "width": r["width"],
+        "epochs": r["epochs"], "batch": r["batch_size"], "s / epoch": r["seconds_per_epoch"],
+        "max load": r["max_load_avg"], "recipe": r["recipe"]} for r in rows])
+
+
+def pilot_curves(path: Path = PILOT_FILE) -> pd.DataFrame:
+    """Long-format test accuracy per epoch of every pilot run."""
+    rows = json.loads(Path(path).read_text())
+    return pd.DataFrame([{"run": r["run"], "epoch": e, "test acc": a}
+                         for r in rows for e, a in enumerate(r["test_acc_by_epoch"], start=1)])
 
 
 def ledger(results_dir: Path = claims.RESULTS_DIR) -> pd.DataFrame:
@@ -70,26 +97,131 @@ def ledger(results_dir: Path = claims.RESULTS_DIR) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: Verdict colours of the ledger's badges and of :func:`verdict_figure` (green, amber, red).
+VERDICT_COLORS = {"reproduced": "#1a7f37", "partly": "#b35900", "not reproduced": "#cf222e"}
+
+#: Short chapter names for the ledger's figure and links (else derived from the file name).
+CHAPTER_SHORT = {
+    "01_gradient": "1 gradient", "02_smoothgrad": "2 SmoothGrad", "03_gradcam": "3 Grad-CAM",
+    "04_sanity_checks": "4 sanity checks", "05_gbp_untrained": "5 GBP untrained",
+    "06_beyond_gradients": "6 IG, DeepLIFT",
+}
+
+# Characters that Markdown (MyST with dollarmath) could read as syntax inside a table cell:
+# "|" ends the cell, the others start emphasis, code, links, HTML, entities or math.
+_MD_SPECIAL = "\\|*_`<>[]$~&"
+
+
+def md_escape(text) -> str:
+    """``text`` as literal Markdown table-cell content: every character Markdown could read
+    as syntax (:data:`_MD_SPECIAL`, the pipe above all) backslash-escaped, newlines as spaces.
+    """
+    out = str(text).replace("\r", " ").replace("\n", " ")
+    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in out)
+
+
+def chapter_short(chapter: str) -> str:
+    """Short display name of a chapter id (``"01_gradient"`` -> ``"1 gradient"``)."""
+    if chapter in CHAPTER_SHORT:
+        return CHAPTER_SHORT[chapter]
+    num, _, rest = chapter.partition("_")
+    return f"{int(num)} {rest.replace('_', ' ')}" if num.isdigit() else chapter.replace("_", " ")
+
+
+def _chapter_link_text(chapter: str) -> str:
+    """``"ch. 1"`` for ``"01_gradient"``; the chapter's short name if it is not numbered."""
+    num = chapter.partition("_")[0]
+    text = f"ch. {int(num)}" if num.isdigit() else chapter_short(chapter)
+    return "".join(ch for ch in text if ch not in "<>`")
+
+
+def verdict_badge(verdict: str) -> str:
+    """The verdict as a coloured inline-HTML badge; the text itself sits between the tags, so
+    an output that drops raw HTML (LaTeX) still shows the word."""
+    color = VERDICT_COLORS.get(verdict, "#57606a")
+    style = (f"background:{color};color:#fff;padding:0.1em 0.4em;border-radius:0.35em;"
+             "white-space:nowrap;font-size:0.85em;font-weight:600")
+    return f'<span class="ledger-verdict" style="{style}">{md_escape(verdict)}</span>'
+
+
 def ledger_markdown(results_dir: Path = claims.RESULTS_DIR) -> str:
-    """The ledger as a Markdown table whose last column links to each measuring section."""
+    """The ledger as a Markdown table, what matters first: the verdict (a coloured badge); the
+    claim, with what we measured under it; our value and 95% CI, with the threshold stated
+    before the result under it; the source, with a link to the measuring section (its text is
+    the chapter). Four columns, so the table fits the book's article at 1280 px.
+
+    Every text cell goes through :func:`md_escape`, so a ``|`` in a claim stays a ``|``.
+    """
     df = ledger(results_dir)
     if df.empty:
         return "_No chapter has saved claims yet._"
-    header = "| claim | source | measure | value | 95% CI | threshold | verdict | where |\n"
-    header += "|---|---|---|---|---|---|---|---|\n"
+    columns = ["verdict", "claim (what we measured)", "value [95% CI] (threshold)", "source"]
+    columns = [md_escape(c) for c in columns]
+    # the claim is the longest text: give its column the room (a table has no widths in Markdown)
+    columns[1] = f'<span style="display:inline-block;min-width:13em">{columns[1]}</span>'
+    header = "| " + " | ".join(columns) + " |\n"
+    header += "|---" * len(columns) + "|\n"
     lines = []
     for _, r in df.iterrows():
-        cells = [r["claim"], r["source"], r["measure"], r["value"], r["95% CI"],
-                 r["threshold"], f"**{r['verdict']}**", f"{{ref}}`{r['section']}`"]
-        lines.append("| " + " | ".join(str(c).replace("|", "/") for c in cells) + " |")
+        cells = [
+            verdict_badge(r["verdict"]),
+            f"{md_escape(r['claim'])}<br><small>{md_escape(r['measure'])}</small>",
+            f'{md_escape(r["value"])} <span style="white-space:nowrap">'
+            f'{md_escape(r["95% CI"])}</span><br><small>{md_escape(r["threshold"])}</small>',
+            f"{md_escape(r['source'])}, {{ref}}`{_chapter_link_text(r['chapter'])} "
+            f"<{r['section']}>`",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
     return header + "\n".join(lines)
+
+
+def verdict_counts(results_dir: Path = claims.RESULTS_DIR) -> pd.DataFrame:
+    """Claims per chapter (rows, book order) and verdict (columns, :data:`claims.VERDICTS`)."""
+    df = ledger(results_dir)
+    if df.empty:
+        return pd.DataFrame(columns=list(claims.VERDICTS), dtype=int)
+    counts = pd.crosstab(df["chapter"], df["verdict"])
+    counts = counts.reindex(columns=list(claims.VERDICTS), fill_value=0)
+    order = list(dict.fromkeys(df["chapter"]))  # load_all's order: chapter-file order
+    counts = counts.reindex(order).astype(int)
+    counts.index.name, counts.columns.name = "chapter", "verdict"
+    return counts
+
+
+def verdict_figure(counts: pd.DataFrame | None = None, *, ax=None):
+    """Stacked horizontal bars of :func:`verdict_counts`: one bar per chapter (first chapter
+    on top), green reproduced, amber partly, red not reproduced, each segment labelled with
+    its count. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    counts = verdict_counts() if counts is None else counts
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 0.45 * max(len(counts), 1) + 1.1))
+    labels = [chapter_short(c) for c in counts.index]
+    y = list(range(len(counts)))
+    left = [0] * len(counts)
+    for verdict in claims.VERDICTS:
+        widths = counts[verdict].tolist() if verdict in counts else [0] * len(counts)
+        bars = ax.barh(y, widths, left=left, color=VERDICT_COLORS[verdict], label=verdict,
+                       edgecolor="white", height=0.7)
+        ax.bar_label(bars, labels=[str(w) if w else "" for w in widths], label_type="center",
+                     color="white", fontsize=8, fontweight="bold")
+        left = [a + b for a, b in zip(left, widths)]
+    ax.set_yticks(y, labels)
+    ax.invert_yaxis()
+    ax.set_xlabel("claims")
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.legend(ncol=len(claims.VERDICTS), loc="lower center", bbox_to_anchor=(0.5, 1.0),
+              frameon=False, fontsize=8)
+    ax.figure.tight_layout()
+    return ax.figure
 
 
 # Claims the study must test, as (chapter, source regex, claim regex), matched
 # case-insensitively with re.search against the saved claims of that chapter. The ledger
 # page lists the ones no chapter has saved yet; tests/test_beyond.py fails on any of them.
 REQUIRED_CLAIMS: dict[str, tuple[str, str, str]] = {
-    # the core paper (Widdicombe & Julier 2020), chapters 01-03
+    # the core paper (Widdicombe & Julier 2021), chapters 01-03
     "W&J: gradient maps alike": ("01_gradient", r"widdicombe", r"gradient maps .*look alike"),
     "W&J: SmoothGrad noisier on BNNs at 20%": (
         "02_smoothgrad", r"widdicombe", r"20% .*BNN SmoothGrad maps are noisier"),
