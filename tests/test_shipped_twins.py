@@ -1,21 +1,29 @@
-"""Every shipped twin: its weights match the recorded sha256 and it still has the recorded accuracy."""
+"""Every shipped twin (v1 in data/, the v2 suite in data/v2/): its weights match the recorded
+sha256 and it still has the recorded accuracy."""
 
 import numpy as np
 import pytest
 
 from bnn_saliency import data, report
 
-RECORDS = report.twin_records()
+SUITES = {"v1": report.WEIGHTS_DIR, "v2": report.V2_DIR}
+RECORDS = [(suite, folder, r) for suite, folder in SUITES.items() if folder.is_dir()
+           for r in report.twin_records(folder)]
 SUBSET = 1000  # fixed test-set subset, re-measured in CI against the offline mirror
 
 
+def ids(entry):
+    return f"{entry[0]}/{entry[2]['name']}"
+
+
 def test_some_twins_are_shipped():
-    assert RECORDS, "no trained twins in data/: run scripts/train_all.sh"
+    assert any(s == "v1" for s, _, _ in RECORDS), "no trained twins in data/: run scripts/train_all.sh"
 
 
-@pytest.mark.parametrize("record", RECORDS, ids=lambda r: r["name"])
-def test_weights_match_sha256(record):
-    data.verify_sha256(report.WEIGHTS_DIR / record["weights_file"], record["weights_sha256"])
+@pytest.mark.parametrize("entry", RECORDS, ids=ids)
+def test_weights_match_sha256(entry):
+    _, folder, record = entry
+    data.verify_sha256(folder / record["weights_file"], record["weights_sha256"])
 
 
 @pytest.fixture(scope="module")
@@ -25,25 +33,46 @@ def test_subset():
     return cifar, data.to_float(cifar.x_test[idx]), cifar.y_test[idx]
 
 
-@pytest.mark.needs_data
-@pytest.mark.parametrize("record", RECORDS, ids=lambda r: r["name"])
-def test_accuracy_matches_provenance(record, test_subset):
-    from bnn_saliency import models
+def load(suite, folder, record):
+    from tensorflow import keras
 
+    from bnn_saliency import models
+    from bnn_saliency.twins import build_twin
+
+    if suite == "v1":
+        return models.load(record["name"])
+    keras.mixed_precision.set_global_policy("float32")
+    net = build_twin(record["family"], record["variant"], record["width"])
+    data.verify_sha256(folder / record["weights_file"], record["weights_sha256"])
+    net.load_weights(folder / record["weights_file"])
+    return net
+
+
+@pytest.mark.needs_data
+@pytest.mark.parametrize("entry", RECORDS, ids=ids)
+def test_accuracy_matches_provenance(entry, test_subset):
+    suite, folder, record = entry
     cifar, x, y = test_subset
     if cifar.source != record["data_source"]:
         pytest.skip(f"twin was evaluated on {record['data_source']}, data here is {cifar.source}")
-    expected = record["subset_accuracy"]
+    expected = record.get("subset_accuracy")
+    assert expected, (f"{record['name']} has no subset_accuracy: run "
+                      "`python -m bnn_saliency.train --float32-eval-only` for it")
     assert expected["n"] == SUBSET and expected["seed"] == 0
-    model = models.load(record["name"])
+    model = load(suite, folder, record)
     acc = float(np.mean(np.argmax(model.predict(x, batch_size=500, verbose=0), 1) == y))
     assert abs(acc - expected["accuracy"]) <= 0.005, (
         f"{record['name']}: accuracy {acc:.4f} on the fixed 1,000-image subset, "
         f"provenance says {expected['accuracy']:.4f}")
 
 
-def test_sha256sums_file_agrees_with_records():
-    """data/SHA256SUMS (for `sha256sum -c`) lists exactly the shipped weights, same hashes."""
-    lines = (report.WEIGHTS_DIR / "SHA256SUMS").read_text().split("\n")
+@pytest.mark.parametrize("suite", [s for s, f in SUITES.items() if f.is_dir()])
+def test_sha256sums_file_agrees_with_records(suite):
+    """SHA256SUMS (for `sha256sum -c`) lists exactly the suite's weights, same hashes."""
+    folder = SUITES[suite]
+    records = report.twin_records(folder)
+    if not records:
+        pytest.skip(f"no weights in {folder} yet")
+    lines = (folder / "SHA256SUMS").read_text().split("\n")
     listed = {name: digest for digest, name in (ln.split() for ln in lines if ln.strip())}
-    assert listed == {r["weights_file"]: r["weights_sha256"] for r in RECORDS}
+    assert listed == {r["weights_file"]: r["weights_sha256"] for r in records}

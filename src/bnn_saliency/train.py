@@ -379,6 +379,8 @@ def main(argv=None) -> None:
     parser.add_argument("--suffix", default="", help="appended to the model name")
     parser.add_argument("--role", default=None, help="recorded in the provenance")
     parser.add_argument("--out-dir", type=Path, default=DATA_OUT)
+    parser.add_argument("--run-dir", type=Path, default=None,
+                        help="checkpoints, per-epoch weights and log (default runs/<name>)")
     parser.add_argument("--float32-eval-only", action="store_true",
                         help="only re-evaluate the shipped weights in float32 and update the record")
     parser.add_argument("--pilot-summary", type=Path, metavar="RUN_DIR",
@@ -398,8 +400,8 @@ def main(argv=None) -> None:
                     label_smoothing=args.label_smoothing, weight_decay=args.weight_decay,
                     augment=not args.no_augment)
     train(args.model, args.seed, recipe, random_labels=args.random_labels,
-          train_subset=args.train_subset, out_dir=args.out_dir, precision=args.precision,
-          suffix=args.suffix, role=args.role)
+          train_subset=args.train_subset, out_dir=args.out_dir, run_dir=args.run_dir,
+          precision=args.precision, suffix=args.suffix, role=args.role)
 
 
 if __name__ == "__main__":
