@@ -10,7 +10,7 @@ PY=${PY:-.venv/bin/python}
 OUT=data/v2
 FP_RECIPE=(--width 64 --batch-size 256 --optimizer sgd --lr 0.1 --warmup-epochs 1
            --label-smoothing 0.1 --weight-decay 5e-4 --epochs 35)
-BNN_RECIPE=(--width 64 --batch-size 256 --optimizer adam --lr 5e-3 --warmup-epochs 1 --epochs 35)
+BNN_RECIPE=(--width 64 --batch-size 256 --optimizer adam --lr 1e-3 --epochs 50)
 run() {  # name, then train args
   local name=$1; shift
   [ -n "${ONLY:-}" ] && [ "$ONLY" != "$name" ] && return 0

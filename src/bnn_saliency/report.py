@@ -71,10 +71,11 @@ def pilot_table(path: Path = PILOT_FILE) -> pd.DataFrame:
     """The twins-v2 recipe pilot (``python -m bnn_saliency.train --pilot-summary``): one row
     per candidate recipe, accuracy first."""
     rows = json.loads(Path(path).read_text())
-    return pd.DataFrame([{
-        "test acc": r["test_accuracy"], "model": r["model"], "width": r["width"],
-        "epochs": r["epochs"], "batch": r["batch_size"], "s / epoch": r["seconds_per_epoch"],
-        "max load": r["max_load_avg"], "recipe": r["recipe"]} for r in rows])
+    table = pd.DataFrame.from_dict({r["run"]: {
+        "test acc": r["test_accuracy"], "width": r["width"], "epochs": r["epochs"],
+        "s / epoch": r["seconds_per_epoch"], "max load": r["max_load_avg"],
+        "recipe": r["recipe"]} for r in rows}, orient="index")
+    return table.rename_axis(index=None, columns="pilot run")  # no 0..n-1 index
 
 
 def pilot_curves(path: Path = PILOT_FILE) -> pd.DataFrame:
