@@ -69,13 +69,18 @@ def training_curves(weights_dir: Path = WEIGHTS_DIR) -> pd.DataFrame:
 
 def pilot_table(path: Path = PILOT_FILE) -> pd.DataFrame:
     """The twins-v2 recipe pilot (``python -m bnn_saliency.train --pilot-summary``): one row
-    per candidate recipe, accuracy first."""
+    per candidate run, accuracy first (the full recipe text is in :data:`PILOT_FILE`)."""
     rows = json.loads(Path(path).read_text())
     table = pd.DataFrame.from_dict({r["run"]: {
         "test acc": r["test_accuracy"], "width": r["width"], "epochs": r["epochs"],
-        "s / epoch": r["seconds_per_epoch"], "max load": r["max_load_avg"],
-        "recipe": r["recipe"]} for r in rows}, orient="index")
+        "batch": r["batch_size"], "s / epoch": r["seconds_per_epoch"],
+        "max load": r["max_load_avg"]} for r in rows}, orient="index")
     return table.rename_axis(index=None, columns="pilot run")  # no 0..n-1 index
+
+
+def pilot_recipes(path: Path = PILOT_FILE) -> dict[str, str]:
+    """Pilot run name -> its recipe, in words."""
+    return {r["run"]: r["recipe"] for r in json.loads(Path(path).read_text())}
 
 
 def pilot_curves(path: Path = PILOT_FILE) -> pd.DataFrame:
