@@ -98,3 +98,13 @@ def test_timing_claims_check_only_text_and_verdict(tmp_path, monkeypatch):
                 rec.check()
     with pytest.raises(KeyError, match="no claim"):
         results.Record("01_t", tmp_path).claims([claim()], timings=("other",))
+
+
+def test_imagenet_mode_never_touches_the_committed_twin_results(tmp_path, monkeypatch):
+    monkeypatch.delenv(results.UPDATE_ENV, raising=False)
+    record(tmp_path).check()
+    monkeypatch.setenv("BNN_SALIENCY_MODELS", "imagenet")
+    rec = record(tmp_path, value=0.9, verdict="partly")  # other models, other numbers
+    assert rec.check().startswith("wrote") and rec.path == tmp_path / "imagenet" / "01_x.json"
+    monkeypatch.delenv("BNN_SALIENCY_MODELS")
+    assert "agree" in record(tmp_path).check()

@@ -139,8 +139,13 @@ class Record:
     """The numbers, tables and claims one chapter publishes (see the module docstring)."""
 
     def __init__(self, chapter: str, results_dir: Path = RESULTS_DIR):
+        from .models import models_mode
+
         self.chapter = chapter
-        self.path = Path(results_dir) / f"{chapter}.json"
+        # the committed results are the twins'; another mode keeps its own, uncommitted file
+        mode = models_mode()
+        folder = Path(results_dir) if mode == "twins" else Path(results_dir) / mode
+        self.path = folder / f"{chapter}.json"
         self.values: dict = {}
         self.tolerance: dict[str, tuple[float, float]] = {}
         self._claims: list[dict] | None = None
@@ -200,7 +205,7 @@ class Record:
         if os.environ.get(UPDATE_ENV) == "1" or not self.path.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.write_text(json.dumps(fresh, indent=1) + "\n")
-            return f"wrote {self.path.relative_to(self.path.parents[2])}"
+            return f"wrote {self.path.name}"
         committed = json.loads(self.path.read_text())
         numbers = ("value", "low", "high")
         masked = [[{k: ("<timing>" if c["claim"] in self._timings and k in numbers else v)
