@@ -63,7 +63,7 @@ notebooks: $(STAMP)
 ## The experiment step: recompute the committed per-image records (book/records/) of every
 ## chapter that reads them, by re-executing those chapters as `make notebooks` does.
 results: $(STAMP)
-	$(MAKE) notebooks CHAPTERS="$$(cd book && grep -l 'sanity.recorded\|records\.per_image' *.md | tr '\n' ' ')"
+	BNN_SALIENCY_UPDATE_RECORDS=1 $(MAKE) notebooks CHAPTERS="$$(cd book && grep -l 'sanity.recorded\|records\.per_image' *.md | tr '\n' ' ')"
 
 clean:
 	rm -rf _build .cache/jupyter-cache

@@ -8,7 +8,7 @@ PY=${PY:-.venv/bin/python}
 pilot() {  # name, then train args
   local name=$1; shift
   [ -f "runs/pilot/$name.json" ] && return 0
-  "$PY" -m bnn_saliency.train --out-dir runs/pilot --suffix="-$name" \
+  "$PY" -m bnn_saliency.models.training --out-dir runs/pilot --suffix="-$name" \
     --seed 0 --batch-size 256 --width 64 --epochs 8 "$@"
 }
 pilot fp-sgd      --model vgg-fp  --optimizer sgd --lr 0.1 --warmup-epochs 1 --label-smoothing 0.1 --weight-decay 5e-4

@@ -7,9 +7,9 @@ PY=${PY:-.venv/bin/python}
 WIDTH=${WIDTH:-32}
 run() {  # name, then train args
   local name=$1; shift
-  if [ ! -f "data/$name.json" ]; then "$PY" -m bnn_saliency.train --width "$WIDTH" "$@"; fi
+  if [ ! -f "data/$name.json" ]; then "$PY" -m bnn_saliency.models.training --width "$WIDTH" "$@"; fi
   "$PY" -c "import json,sys; sys.exit('subset_accuracy' not in json.load(open('data/$name.json')))" \
-    || "$PY" -m bnn_saliency.train --float32-eval-only "$@"
+    || "$PY" -m bnn_saliency.models.training --float32-eval-only "$@"
 }
 run vgg-fp-s0   --model vgg-fp   --seed 0 --epochs 8
 run vgg-bnn-s0  --model vgg-bnn  --seed 0 --epochs 8

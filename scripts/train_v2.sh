@@ -10,15 +10,15 @@ PY=${PY:-.venv/bin/python}
 OUT=data/v2
 FP_RECIPE=(--width 64 --batch-size 256 --optimizer sgd --lr 0.1 --warmup-epochs 1
            --label-smoothing 0.1 --weight-decay 5e-4 --epochs 35)
-BNN_RECIPE=(--width 64 --batch-size 256 --optimizer adam --lr 1e-3 --epochs 50)
+BNN_RECIPE=(--width 64 --batch-size 256 --optimizer adam --lr 1e-3 --epochs 40)
 run() {  # name, then train args
   local name=$1; shift
   [ -n "${ONLY:-}" ] && [ "$ONLY" != "$name" ] && return 0
   if [ ! -f "$OUT/$name.json" ]; then
-    nice -n 19 "$PY" -m bnn_saliency.train --out-dir "$OUT" --run-dir "runs/v2/$name" "$@"
+    nice -n 19 "$PY" -m bnn_saliency.models.training --out-dir "$OUT" --run-dir "runs/v2/$name" "$@"
   fi
   "$PY" -c "import json,sys; sys.exit('subset_accuracy' not in json.load(open('$OUT/$name.json')))" \
-    || "$PY" -m bnn_saliency.train --float32-eval-only --out-dir "$OUT" "$@"
+    || "$PY" -m bnn_saliency.models.training --float32-eval-only --out-dir "$OUT" "$@"
   (cd "$OUT" && sha256sum ./*.weights.h5 | sed 's# \./# #' > SHA256SUMS)
 }
 for seed in 0 1 2; do

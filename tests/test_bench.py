@@ -10,20 +10,21 @@ import numpy as np
 import pytest
 from tensorflow import keras
 
-from bnn_saliency import bench
-from bnn_saliency.twins import build_twin, gradcam_layer
+from bnn_saliency import bench, stats, verdicts
+from bnn_saliency.models.twins import build_twin, gradcam_layer
+from bnn_saliency.study import appendix_performance
 
 
 # ------------------------------------------------------------------------ statistics
 def test_ratio_ci_closed_forms():
     a = np.array([2.0, 3.0, 5.0, 7.0, 11.0])
     # constant samples: no spread, the interval collapses onto the ratio
-    assert bench.ratio_ci([4.0] * 5, [2.0] * 3) == (2.0, 2.0, 2.0)
+    assert stats.ratio_ci([4.0] * 5, [2.0] * 3, paired=False) == (2.0, 2.0, 2.0)
     # a sample scaled by c: ratio of medians is exactly c, and c lies inside the interval
-    point, low, high = bench.ratio_ci(3 * a, a)
+    point, low, high = stats.ratio_ci(3 * a, a, paired=False)
     assert point == pytest.approx(3.0) and low <= 3.0 <= high
     # swapping numerator and denominator inverts point and interval
-    p2, l2, h2 = bench.ratio_ci(a, 3 * a)
+    p2, l2, h2 = stats.ratio_ci(a, 3 * a, paired=False)
     assert p2 == pytest.approx(1 / 3) and l2 == pytest.approx(1 / high) and h2 == pytest.approx(1 / low)
     # the interval lies within the range of all ratios of sample values
     assert low >= a.min() * 3 / a.max() and high <= a.max() * 3 / a.min()
@@ -32,7 +33,7 @@ def test_ratio_ci_closed_forms():
 @pytest.mark.parametrize("bad", [[], [1.0, -1.0], [1.0, np.nan], [[1.0]]])
 def test_ratio_ci_rejects_bad_timings(bad):
     with pytest.raises(ValueError, match="timings"):
-        bench.ratio_ci(bad, [1.0])
+        stats.ratio_ci(bad, [1.0], paired=False)
 
 
 @pytest.mark.parametrize("low, high, goal, direction, verdict", [
@@ -41,17 +42,17 @@ def test_ratio_ci_rejects_bad_timings(bad):
     (1.0, 1.1, 1.2, "below", "met"), (1.1, 1.3, 1.2, "below", "borderline"),
     (1.25, 1.4, 1.2, "below", "not met")])
 def test_goal_verdict(low, high, goal, direction, verdict):
-    assert bench.goal_verdict(low, high, goal, direction) == verdict
+    assert verdicts.Rule.goal(goal, direction).verdict(low, high) == verdict
     # mirror symmetry: "below" a goal is "above" its negative
     other = "below" if direction == "above" else "above"
-    assert bench.goal_verdict(-high, -low, -goal, other) == verdict
+    assert verdicts.Rule.goal(-goal, other).verdict(-high, -low) == verdict
 
 
 def test_goal_verdict_bad_input():
     with pytest.raises(ValueError, match="direction"):
-        bench.goal_verdict(1, 2, 1, "up")
-    with pytest.raises(ValueError, match="low <= high"):
-        bench.goal_verdict(2, 1, 1, "above")
+        verdicts.Rule.goal(1, "up").verdict(1, 2)
+    with pytest.raises(ValueError, match="must not exceed"):
+        verdicts.Rule.goal(1, "above").verdict(2, 1)
 
 
 def _fake_results():
@@ -73,7 +74,7 @@ def _fake_results():
 
 
 def test_summary_closed_form():
-    goals, methods, training = bench.summary(_fake_results())
+    goals, methods, training = appendix_performance.summary(_fake_results())
     sp = goals[goals["goal"].str.contains("speed-up")].iloc[0]
     assert (sp["value"], sp["low"], sp["high"], sp["verdict"]) == (8.0, 8.0, 8.0, "met")
     assert sp["ceiling"] == pytest.approx(4.0 / 0.4)  # tf-keras-vis per map / lower bound
@@ -188,7 +189,7 @@ def test_committed_results_render():
         pytest.skip(f"{path} not written yet: run `make bench`")
     results = json.loads(path.read_text())
     assert {"machine", "goals", "smoothgrad", "methods", "training", "book_build"} <= set(results)
-    goals, methods, training = bench.summary(results)
+    goals, methods, training = appendix_performance.summary(results)
     assert len(goals) and set(goals["verdict"]) <= {"met", "borderline", "not met"}
     assert np.all(methods["maps_per_s"] > 0) and np.all(training["images_per_s"] > 0)
 
@@ -205,7 +206,7 @@ def test_chapter_times_sums_cell_timestamps(tmp_path):
         nb.cells.append(cell)
     nb.cells.append(nbformat.v4.new_code_cell("never executed"))
     nbformat.write(nb, tmp_path / "01_x.ipynb")
-    table = bench.chapter_times(tmp_path)
+    table = appendix_performance.chapter_times(tmp_path)
     row = table.iloc[0]
     assert row["chapter"] == "01_x" and row["seconds"] == 62.5 and row["cells"] == 3
     assert row["costliest"].startswith("cell 1 (60 s): y = 1; cell 0 (2 s): x = slow()")

@@ -24,7 +24,7 @@ def test_abs_map():
     ("sum", [[-1, 0], [-6, 3]]),
     ("mean", [[-1 / 3, 0], [-2, 1]]),
     ("l2", [[np.sqrt(21), 0], [np.sqrt(14), 3]]),
-    ("absmax", [[4, 0], [3, 2]]),
+    ("abs_max", [[4, 0], [3, 2]]),
 ])
 def test_reduce_channels_by_hand(how, want):
     out = P.reduce_channels(MAPS, how)
@@ -121,7 +121,7 @@ def test_tfkerasvis_style_matches_tfkerasvis_saliency():
     from tf_keras_vis.saliency import Saliency
     from tf_keras_vis.utils.scores import CategoricalScore
 
-    from bnn_saliency.saliency import gradient
+    from bnn_saliency.methods.gradients import gradient
 
     keras.utils.set_random_seed(2)
     inp = keras.Input((6, 6, 3))
@@ -133,3 +133,15 @@ def test_tfkerasvis_style_matches_tfkerasvis_saliency():
     ours = P.tfkerasvis_style(gradient(model, x, np.array(t)))
     assert ours.shape == ref.shape == (3, 6, 6)
     np.testing.assert_allclose(ours, ref, atol=1e-5)
+
+
+def test_upsample_equals_tensorflow_bilinear():
+    """Second implementation: tf.image.resize (half-pixel centers) agrees to float32 rounding."""
+    import tensorflow as tf
+
+    from float_tolerance import assert_float32_close
+
+    maps = np.random.default_rng(5).normal(size=(3, 4, 6, 2))
+    want = tf.image.resize(maps.astype(np.float32), (13, 9), method="bilinear").numpy()
+    assert_float32_close(P.upsample(maps, (13, 9), np.float64), want, depth=4)
+    assert_float32_close(P.upsample(maps[..., 0], (13, 9)), want[..., 0], depth=4)

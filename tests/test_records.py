@@ -22,7 +22,7 @@ def table(idx, shift=0.0):
 @pytest.fixture
 def env(tmp_path, monkeypatch):
     monkeypatch.delenv("BNN_SALIENCY_RECOMPUTE", raising=False)
-    monkeypatch.delenv(results.UPDATE_ENV, raising=False)
+    monkeypatch.delenv(records.UPDATE_ENV, raising=False)
     CALLS.clear()
     return tmp_path
 
@@ -67,9 +67,9 @@ def test_stale_inputs_are_refused_and_update_env_rewrites(env, monkeypatch):
     read(env)
     with pytest.raises(records.RecordsError, match="other inputs"):
         read(env, key="k2")
-    monkeypatch.setenv(results.UPDATE_ENV, "1")
+    monkeypatch.setenv(records.UPDATE_ENV, "1")
     read(env, key="k2")
-    monkeypatch.delenv(results.UPDATE_ENV)
+    monkeypatch.delenv(records.UPDATE_ENV)
     read(env, key="k2")
 
 
@@ -77,7 +77,7 @@ def test_recompute_env_computes_everything_and_writes_nothing(env, monkeypatch):
     monkeypatch.setenv("BNN_SALIENCY_RECOMPUTE", "1")
     read(env)
     assert CALLS == [30] and not (env / "ch").exists()
-    monkeypatch.setenv(results.UPDATE_ENV, "1")  # as make notebooks sets both: writes
+    monkeypatch.setenv(records.UPDATE_ENV, "1")  # as make notebooks sets both: writes
     read(env)
     assert (env / "ch" / "x.csv.gz").exists()
 
@@ -98,3 +98,18 @@ def test_fingerprint_tracks_content():
     assert records.fingerprint(a, 1) == records.fingerprint(a.copy(), 1)
     assert records.fingerprint(a, 1) != records.fingerprint(a + 1, 1)
     assert records.fingerprint(a, 1) != records.fingerprint(a, 2)
+
+
+def test_fingerprint_ignores_where_a_function_lives():
+    """Moving code between modules keeps the committed records valid; renaming does not."""
+    def make(module, name):
+        fn = eval("lambda: None")
+        fn.__module__, fn.__qualname__, fn.__name__ = module, name, name
+        return fn
+
+    here, moved = make("pkg.old", "run_scores"), make("pkg.study.new", "run_scores")
+    renamed = make("pkg.old", "other_scores")
+    x = np.arange(3.0)
+    assert records.fingerprint(here, x) == records.fingerprint(moved, x)
+    assert records.fingerprint(here, x) != records.fingerprint(renamed, x)
+    assert records.fingerprint(here, x) != records.fingerprint(here, x + 1)

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bnn_saliency import claims, results
+from bnn_saliency import results, verdicts
 
 
 def claim(verdict="reproduced", value=0.5):
-    return claims.Claim("c", "s", "m", value, value - 0.1, value + 0.1, "t", verdict, "sec-x")
+    return verdicts.Claim("c", "s", "m", value, value - 0.1, value + 0.1, "t", verdict, "sec-x")
 
 
 def record(tmp_path, value=0.0705, verdict="reproduced", text="gap 0.071 [0.054, 0.062]"):
@@ -29,7 +29,7 @@ def test_first_run_writes_then_identical_rerun_agrees(tmp_path, monkeypatch):
     assert saved["claims"][0]["verdict"] == "reproduced" and saved["values"]["gap"] == 0.0705
     line = record(tmp_path).check()
     assert "1 claims, 3 recorded entries" in line and "agree" in line
-    assert claims.load_all(tmp_path)[0]["chapter"] == "01_x"  # the ledger still reads it
+    assert verdicts.load_all(tmp_path)[0]["chapter"] == "01_x"  # the ledger still reads it
 
 
 def test_float_noise_and_last_digit_flips_pass(tmp_path, monkeypatch):

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bnn_saliency import stats as S
+from bnn_saliency import stats
 
 
 def test_bootstrap_ci_covers_true_mean_about_95_percent():
@@ -12,7 +12,7 @@ def test_bootstrap_ci_covers_true_mean_about_95_percent():
     true_mean, trials, hits = 2.0, 200, 0
     for k in range(trials):
         x = rng.normal(true_mean, 1.5, size=60)
-        _, lo, hi = S.bootstrap_ci(x, n_boot=1000, seed=k)
+        _, lo, hi = stats.bootstrap_ci(x, n_boot=1000, seed=k)
         hits += lo <= true_mean <= hi
     assert 0.90 <= hits / trials <= 0.99
 
@@ -21,7 +21,7 @@ def test_bootstrap_ci_width_matches_normal_theory():
     # for the mean of n normal values the 95% interval is about +-1.96 sd / sqrt(n)
     rng = np.random.default_rng(5)
     x = rng.normal(0, 2.0, size=400)
-    point, lo, hi = S.bootstrap_ci(x, n_boot=4000)
+    point, lo, hi = stats.bootstrap_ci(x, n_boot=4000)
     assert point == pytest.approx(x.mean())
     half = 1.96 * x.std(ddof=1) / np.sqrt(len(x))
     assert (hi - lo) / 2 == pytest.approx(half, rel=0.1)
@@ -30,24 +30,24 @@ def test_bootstrap_ci_width_matches_normal_theory():
 
 def test_bootstrap_ci_deterministic_and_seed_dependent():
     x = np.random.default_rng(0).exponential(size=50)
-    assert S.bootstrap_ci(x, seed=3) == S.bootstrap_ci(x, seed=3)
-    assert S.bootstrap_ci(x, seed=3) != S.bootstrap_ci(x, seed=4)
-    ci = S.bootstrap_ci(x)
-    assert isinstance(ci, S.CI) and isinstance(ci.low, float)
+    assert stats.bootstrap_ci(x, seed=3) == stats.bootstrap_ci(x, seed=3)
+    assert stats.bootstrap_ci(x, seed=3) != stats.bootstrap_ci(x, seed=4)
+    ci = stats.bootstrap_ci(x)
+    assert isinstance(ci, stats.CI) and isinstance(ci.low, float)
 
 
 def test_bootstrap_ci_nan_values_ignored_and_constant_data():
     x = np.array([1.0, 2.0, np.nan, 3.0, np.nan])
-    point, lo, hi = S.bootstrap_ci(x)
+    point, lo, hi = stats.bootstrap_ci(x)
     assert point == pytest.approx(2.0)
     assert 1.0 <= lo <= point <= hi <= 3.0
-    assert S.bootstrap_ci(np.full(10, 0.7)) == pytest.approx((0.7, 0.7, 0.7))
+    assert stats.bootstrap_ci(np.full(10, 0.7)) == pytest.approx((0.7, 0.7, 0.7))
 
 
 def test_bootstrap_ci_other_stat_and_columns():
     rng = np.random.default_rng(2)
     x = rng.normal(size=(200, 2)) + [0.0, 10.0]
-    point, lo, hi = S.bootstrap_ci(x, stat=np.median)
+    point, lo, hi = stats.bootstrap_ci(x, stat=np.median)
     np.testing.assert_allclose(point, np.median(x, axis=0))
     assert point.shape == lo.shape == hi.shape == (2,)
     assert (lo < point).all() and (point < hi).all() and lo[1] > 9
@@ -58,13 +58,13 @@ def test_paired_diff_removes_shared_unit_variation():
     unit = rng.normal(0, 10.0, size=80)       # large per-image effect shared by both
     a = unit + 0.5 + rng.normal(0, 0.2, 80)
     b = unit + rng.normal(0, 0.2, 80)
-    point, lo, hi = S.paired_bootstrap_diff(a, b)
+    point, lo, hi = stats.paired_bootstrap_diff(a, b)
     assert point == pytest.approx(np.mean(a - b))
     assert 0.3 < lo < 0.5 < hi < 0.7           # tight around the true 0.5
-    _, ulo, uhi = S.bootstrap_ci(a)
+    _, ulo, uhi = stats.bootstrap_ci(a)
     assert (hi - lo) < 0.1 * (uhi - ulo)
     with pytest.raises(ValueError, match="same shape"):
-        S.paired_bootstrap_diff(a, b[:-1])
+        stats.paired_bootstrap_diff(a, b[:-1])
 
 
 def test_paired_diff_coverage_of_zero_under_null():
@@ -73,7 +73,7 @@ def test_paired_diff_coverage_of_zero_under_null():
     for k in range(100):
         u = rng.normal(size=40)
         a, b = u + rng.normal(size=40), u + rng.normal(size=40)
-        _, lo, hi = S.paired_bootstrap_diff(a, b, n_boot=800, seed=k)
+        _, lo, hi = stats.paired_bootstrap_diff(a, b, n_boot=800, seed=k)
         hits += lo <= 0 <= hi
     assert 0.85 <= hits / 100 <= 1.0
 
@@ -83,43 +83,43 @@ def test_two_level_reflects_seed_variability():
     seeds, images = 5, 200
     seed_effect = rng.normal(0, 1.0, size=(seeds, 1))
     values = 3.0 + seed_effect + rng.normal(0, 1.0, size=(seeds, images))
-    point, lo, hi = S.bootstrap_ci_2level(values)
+    point, lo, hi = stats.bootstrap_ci_2level(values)
     assert point == pytest.approx(values.mean())
-    _, flo, fhi = S.bootstrap_ci(values.ravel())   # treats 1000 values as independent
+    _, flo, fhi = stats.bootstrap_ci(values.ravel())   # treats 1000 values as independent
     assert (hi - lo) > 3 * (fhi - flo)
     # width of the seed-level part alone: the mean of 5 seed means
-    _, slo, shi = S.bootstrap_ci(values.mean(axis=1))
+    _, slo, shi = stats.bootstrap_ci(values.mean(axis=1))
     assert (hi - lo) == pytest.approx(shi - slo, rel=0.35)
-    nested = S.bootstrap_ci_2level(values, design="nested")
+    nested = stats.bootstrap_ci_2level(values, design="nested")
     assert nested.point == pytest.approx(point)
-    assert S.bootstrap_ci_2level(values, seed=1) == S.bootstrap_ci_2level(values, seed=1)
+    assert stats.bootstrap_ci_2level(values, seed=1) == stats.bootstrap_ci_2level(values, seed=1)
 
 
 def test_two_level_single_seed_matches_one_level_width():
     rng = np.random.default_rng(8)
     values = rng.normal(size=(1, 300))
-    _, lo, hi = S.bootstrap_ci_2level(values, n_boot=3000)
-    _, lo1, hi1 = S.bootstrap_ci(values[0], n_boot=3000)
+    _, lo, hi = stats.bootstrap_ci_2level(values, n_boot=3000)
+    _, lo1, hi1 = stats.bootstrap_ci(values[0], n_boot=3000)
     assert (hi - lo) == pytest.approx(hi1 - lo1, rel=0.1)
 
 
 def test_bad_inputs():
     with pytest.raises(ValueError, match="empty"):
-        S.bootstrap_ci([])
+        stats.bootstrap_ci([])
     with pytest.raises(ValueError, match="all NaN"):
-        S.bootstrap_ci([np.nan, np.nan])
+        stats.bootstrap_ci([np.nan, np.nan])
     with pytest.raises(ValueError, match="inf"):
-        S.bootstrap_ci([1.0, np.inf])
+        stats.bootstrap_ci([1.0, np.inf])
     with pytest.raises(ValueError, match="ci"):
-        S.bootstrap_ci([1.0, 2.0], ci=95)
+        stats.bootstrap_ci([1.0, 2.0], ci=95)
     with pytest.raises(ValueError, match="n_boot"):
-        S.bootstrap_ci([1.0, 2.0], n_boot=0)
+        stats.bootstrap_ci([1.0, 2.0], n_boot=0)
     with pytest.raises(ValueError, match="seeds, images"):
-        S.bootstrap_ci_2level(np.ones(5))
+        stats.bootstrap_ci_2level(np.ones(5))
     with pytest.raises(ValueError, match="design"):
-        S.bootstrap_ci_2level(np.ones((2, 5)), design="mixed")
+        stats.bootstrap_ci_2level(np.ones((2, 5)), design="mixed")
     with pytest.raises(TypeError):
-        S.bootstrap_ci(np.array(["a", "b"]))
+        stats.bootstrap_ci(np.array(["a", "b"]))
 
 
 def test_summarize_groups_and_two_level():
@@ -132,26 +132,26 @@ def test_summarize_groups_and_two_level():
                              "score": shift + rng.normal()})
     df = pd.DataFrame(rows)
     df.loc[0, "score"] = np.nan
-    out = S.summarize(df, "score", by=["model", "method"], n_boot=500)
+    out = stats.summarize(df, "score", by=["model", "method"], n_boot=500)
     assert list(out.columns) == ["model", "method", "mean", "low", "high", "n", "n_nan"]
     assert list(out["model"]) == ["bnn", "fp"]
     fp = out[out.model == "fp"].iloc[0]
     assert fp["n"] == 89 and fp["n_nan"] == 1
     assert fp["mean"] == pytest.approx(df[df.model == "fp"]["score"].mean())  # pandas skips NaN
-    ref = S.bootstrap_ci(df[df.model == "bnn"]["score"].to_numpy(), n_boot=500)
+    ref = stats.bootstrap_ci(df[df.model == "bnn"]["score"].to_numpy(), n_boot=500)
     bnn = out[out.model == "bnn"].iloc[0]
     assert (bnn["mean"], bnn["low"], bnn["high"]) == pytest.approx(tuple(ref))
-    two = S.summarize(df, "score", by="model", n_boot=500, seed_col="seed", image_col="image")
+    two = stats.summarize(df, "score", by="model", n_boot=500, seed_col="seed", image_col="image")
     assert list(two["n_seeds"]) == [3, 3]
     table = df[df.model == "fp"].pivot(index="seed", columns="image", values="score").to_numpy()
-    ref2 = S.bootstrap_ci_2level(table, n_boot=500)
+    ref2 = stats.bootstrap_ci_2level(table, n_boot=500)
     fp2 = two[two.model == "fp"].iloc[0]
     assert (fp2["mean"], fp2["low"], fp2["high"]) == pytest.approx(tuple(ref2))
     with pytest.raises(KeyError, match="nope"):
-        S.summarize(df, "nope", by="model")
+        stats.summarize(df, "nope", by="model")
     with pytest.raises(ValueError, match="both"):
-        S.summarize(df, "score", by="model", seed_col="seed")
+        stats.summarize(df, "score", by="model", seed_col="seed")
     with pytest.raises(ValueError, match="repeated"):
-        S.summarize(pd.concat([df, df]), "score", by="model", seed_col="seed", image_col="image")
+        stats.summarize(pd.concat([df, df]), "score", by="model", seed_col="seed", image_col="image")
     with pytest.raises(ValueError, match="empty"):
-        S.summarize(df.iloc[:0], "score", by="model")
+        stats.summarize(df.iloc[:0], "score", by="model")

@@ -3,8 +3,8 @@
 Measures, in one run on one machine, and writes to ``book/results/performance/bench.json``
 (read by the performance appendix):
 
-1. **SmoothGrad throughput** (maps/s) of :func:`bnn_saliency.saliency.smoothgrad` and of
-   tf-keras-vis (:func:`~bnn_saliency.saliency.smoothgrad_tfkerasvis`) on the same model,
+1. **SmoothGrad throughput** (maps/s) of :func:`bnn_saliency.methods.smoothgrad` and of
+   tf-keras-vis (:func:`~bnn_saliency.methods.smoothgrad_tfkerasvis`) on the same model,
    images, ``n`` and noise level: an FP twin, a BNN twin (32x32) and VGG16 (224x224, random
    weights). Goal: ours at least :data:`GOALS` ``["smoothgrad_speedup"]`` times faster.
 2. **SmoothGrad time per map vs its lower bound**: ``n x`` the time of one forward+backward
@@ -12,13 +12,13 @@ Measures, in one run on one machine, and writes to ``book/results/performance/be
    uses). Goal: ratio at most ``GOALS["smoothgrad_bound_ratio"]``.
 3. **Grad-CAM, integrated gradients (64 steps) and Score-CAM** maps/s on the same models.
 4. **Twin training throughput** (images/s), float32 vs mixed_bfloat16, a few optimizer steps
-   of the twin :func:`bnn_saliency.train.compiled_twin` builds, on random data through the
-   training input pipeline (:func:`bnn_saliency.train.training_dataset`).
+   of the twin :func:`bnn_saliency.models.training.compiled_twin` builds, on random data through the
+   training input pipeline (:func:`bnn_saliency.models.training.training_dataset`).
 5. **Book build wall times**, cold (no execution cache) and warm, as recorded by ``make
    book`` into ``_build/build_time.json`` (``--builds`` runs both builds first).
 
 Every timing is repeated; the JSON keeps each repetition (seconds) and the appendix reports
-medians with bootstrap intervals over repetitions (:func:`ratio_ci`). Inputs are seeded
+medians with bootstrap intervals over repetitions (:func:`bnn_saliency.stats.ratio_ci` with ``paired=False``). Inputs are seeded
 uniform random images in the model's input range (throughput does not depend on content);
 each timed call is preceded by an untimed warm-up call (tracing, kernel selection). Timings
 depend on the machine and on anything else running on it: the JSON records the CPU, core
@@ -33,7 +33,6 @@ import os
 import platform
 import subprocess
 import sys
-import re
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -41,16 +40,17 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from . import methods, models
+from .models import training
 from .data import PROJECT_ROOT
-
-__all__ = ["GOALS", "BenchConfig", "FULL", "QUICK", "machine", "time_calls", "grad_pass_times",
-           "bench_smoothgrad", "bench_methods", "bench_training", "record_build",
-           "latest_builds", "chapter_times", "ratio_ci", "goal_verdict", "summary", "run",
-           "main"]
+from .methods._core import _grad_fn
 
 # not in book/results/ itself, where every *.json is a chapter's claims file (claims.load_all)
 DEFAULT_OUT = PROJECT_ROOT / "book" / "results" / "performance" / "bench.json"
+
+
 BUILD_LOG = PROJECT_ROOT / "_build" / "build_time.json"
+
 
 #: The goals the appendix checks: our SmoothGrad at least 5x tf-keras-vis's throughput, and
 #: its time per map at most 1.2x the lower bound n x (forward+backward time per image).
@@ -89,13 +89,14 @@ FULL = BenchConfig(cases=(
     ModelCase("vgg-bnn-s0", "trained", 16, 50, (16, 32, 64, 128, 256, 512)),
     ModelCase("VGG16", None, 2, 10, (1, 2, 4, 8), scorecam_max_n=32, ig_images=1),
 ))
+
+
 QUICK = BenchConfig(cases=(
     ModelCase("vgg-fp-s0", "trained", 4, 8, (16, 32)),
     ModelCase("vgg-bnn-s0", "trained", 4, 8, (16, 32)),
 ), reps=2, heavy_reps=1, train_steps=2)
 
 
-# ------------------------------------------------------------------------ machine
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -134,7 +135,6 @@ def machine() -> dict:
     }
 
 
-# ------------------------------------------------------------------------ timing
 def time_calls(fn: Callable[[], object], reps: int, warmup: int = 1,
                warmup_fn: Callable[[], object] | None = None) -> list[float]:
     """Wall times (s) of ``reps`` calls of ``fn`` after ``warmup`` untimed calls of
@@ -166,16 +166,15 @@ def grad_pass_times(model, batch_sizes: Sequence[int], reps: int, seed: int = 0,
                     value_range: tuple[float, float] = (0.0, 1.0)) -> dict[int, list[float]]:
     """Seconds per image of one forward+backward pass (input gradient of the target logit)
     at each batch size: the compiled function every gradient method of
-    :mod:`bnn_saliency.saliency` runs, called on one batch of ``B`` rows.
+    :mod:`bnn_saliency.methods` runs, called on one batch of ``B`` rows.
 
     Returns:
         ``{B: [seconds per image of each repetition]}``.
     """
     import tensorflow as tf
 
-    from . import saliency
 
-    fn = saliency._grad_fn(model)
+    fn = _grad_fn(model)
     out = {}
     for b in batch_sizes:
         x, t = _inputs(model, int(b), seed, value_range)
@@ -190,14 +189,13 @@ def best_batch(per_image: dict[int, list[float]]) -> int:
     return min(per_image, key=lambda b: float(np.median(per_image[b])))
 
 
-# ------------------------------------------------------------------------ workloads
 def bench_smoothgrad(model, x, t, *, n_samples: int, noise: float, batch_size: int, reps: int,
                      tfkerasvis: bool = True, seed: int = 0, cheap_warmup: bool = False) -> dict:
     """Wall times of our SmoothGrad and tf-keras-vis's on the same images, ``n`` and noise.
 
-    Ours: ``saliency.smoothgrad(model, x, t, noise=noise, n_samples=n_samples,
+    Ours: ``methods.smoothgrad(model, x, t, noise=noise, n_samples=n_samples,
     magnitude="abs", batch_size=batch_size)`` (the average of |gradient|, which is what
-    tf-keras-vis computes). tf-keras-vis: ``saliency.smoothgrad_tfkerasvis`` with all images
+    tf-keras-vis computes). tf-keras-vis: ``methods.smoothgrad_tfkerasvis`` with all images
     in one call (its loop over samples runs one eager gradient of the whole batch each).
     Each is warmed up by one untimed identical call, or with ``cheap_warmup`` (for large
     models) by a call with 2 samples, which traces the same functions.
@@ -205,14 +203,13 @@ def bench_smoothgrad(model, x, t, *, n_samples: int, noise: float, batch_size: i
     Returns:
         ``{"ours_s": [...], "tfkerasvis_s": [...] or None}``: seconds per call (all images).
     """
-    from . import saliency
 
     def ours_call(n=n_samples):
-        return saliency.smoothgrad(model, x, t, noise=noise, n_samples=n, seed=seed,
+        return methods.smoothgrad(model, x, t, noise=noise, n_samples=n, seed=seed,
                                    magnitude="abs", batch_size=batch_size)
 
     def theirs_call(n=n_samples):
-        return saliency.smoothgrad_tfkerasvis(model, x, t, noise=noise, n_samples=n, seed=seed,
+        return methods.smoothgrad_tfkerasvis(model, x, t, noise=noise, n_samples=n, seed=seed,
                                               batch_size=len(x))
 
     ours = time_calls(ours_call, reps, warmup_fn=(lambda: ours_call(2)) if cheap_warmup else None)
@@ -232,18 +229,17 @@ def bench_methods(model, x, t, *, layer: str, reps: int, ig_steps: int = 64,
     Returns:
         one dict per method: ``method``, ``params``, ``images``, ``seconds`` (per call).
     """
-    from . import saliency
 
     k = len(x) if ig_images is None else int(ig_images)
     xs, ts = x[:k], t[:k]
     def ig(steps):
-        return saliency.integrated_gradients(model, xs, ts, steps=steps, batch_size=batch_size)
+        return methods.integrated_gradients(model, xs, ts, steps=steps, batch_size=batch_size)
 
     def score(max_n):
-        return saliency.scorecam(model, xs, ts, layer=layer, max_n=max_n)
+        return methods.scorecam(model, xs, ts, layer=layer, max_n=max_n)
 
     def cam():
-        return saliency.gradcam(model, x, t, layer=layer, batch_size=batch_size)
+        return methods.gradcam(model, x, t, layer=layer, batch_size=batch_size)
 
     runs = [  # method, params, images, timed call, cheap warm-up of the same compiled code
         ("gradcam", {"layer": layer}, len(x), cam, cam),
@@ -260,8 +256,8 @@ def bench_training(family_variant: str, width: int, *, precision: str, batch_siz
                    steps: int, reps: int, seed: int = 0) -> dict:
     """Training throughput of a freshly compiled twin on random data.
 
-    The twin, optimizer and input pipeline are those of :func:`bnn_saliency.train.train`
-    (:func:`~bnn_saliency.train.compiled_twin`, :func:`~bnn_saliency.train.training_dataset`),
+    The twin, optimizer and input pipeline are those of :func:`bnn_saliency.models.training.train`
+    (:func:`~bnn_saliency.models.training.compiled_twin`, :func:`~bnn_saliency.models.training.training_dataset`),
     built under the ``precision`` policy (``"float32"`` or ``"mixed_bfloat16"``); each
     repetition is one ``fit`` over ``steps`` batches, after a warm-up ``fit`` that traces the
     train step. The global policy is restored afterwards.
@@ -271,7 +267,6 @@ def bench_training(family_variant: str, width: int, *, precision: str, batch_siz
     """
     from tensorflow import keras
 
-    from . import train
 
     if precision not in ("float32", "mixed_bfloat16"):
         raise ValueError(f"precision must be 'float32' or 'mixed_bfloat16', got {precision!r}")
@@ -284,8 +279,8 @@ def bench_training(family_variant: str, width: int, *, precision: str, batch_siz
         rng = np.random.default_rng(seed)
         x = rng.random((n, 32, 32, 3)).astype(np.float32)
         y = rng.integers(0, 10, size=n)
-        net, _ = train.compiled_twin(family, variant, width, 1e-3, decay_steps=10 * steps)
-        ds = train.training_dataset(x, y, batch_size, seed)
+        net, _ = training.compiled_twin(family, variant, width, 1e-3, decay_steps=10 * steps)
+        ds = training.training_dataset(x, y, batch_size, seed)
         seconds = time_calls(lambda: net.fit(ds, epochs=1, verbose=0), reps)
     finally:
         keras.mixed_precision.set_global_policy(previous)
@@ -294,7 +289,6 @@ def bench_training(family_variant: str, width: int, *, precision: str, batch_siz
             "seconds": seconds}
 
 
-# ------------------------------------------------------------------------ book builds
 def record_build(seconds: float, cold: bool, exit_code: int, path: Path | None = None,
                  keep: int = 20) -> dict:
     """Append one book build's wall time to ``path`` (default :data:`BUILD_LOG`; a JSON list,
@@ -356,151 +350,9 @@ def run_builds() -> None:
         subprocess.run(["make", target], cwd=PROJECT_ROOT, check=True)
 
 
-# ------------------------------------------------------------------------ statistics
-def ratio_ci(numerator: Sequence[float], denominator: Sequence[float], n_boot: int = 2000,
-             ci: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
-    """Ratio of medians of two independent samples of timings, with a percentile bootstrap
-    interval (each sample resampled on its own, fixed seed).
-
-    Returns:
-        ``(point, low, high)`` with ``point = median(numerator) / median(denominator)``.
-    """
-    a = np.asarray(numerator, dtype=np.float64)
-    b = np.asarray(denominator, dtype=np.float64)
-    for name, v in (("numerator", a), ("denominator", b)):
-        if v.ndim != 1 or len(v) == 0:
-            raise ValueError(f"{name} must be a non-empty 1-D sequence of timings, got shape {v.shape}")
-        if not np.all(np.isfinite(v)) or np.any(v <= 0):
-            raise ValueError(f"{name} must hold finite positive timings, got {v.tolist()}")
-    if not 0 < ci < 1:
-        raise ValueError(f"ci must be in (0, 1), got {ci!r}")
-    rng = np.random.default_rng(seed)
-    ma = np.median(a[rng.integers(0, len(a), (n_boot, len(a)))], axis=1)
-    mb = np.median(b[rng.integers(0, len(b), (n_boot, len(b)))], axis=1)
-    alpha = (1 - ci) / 2
-    low, high = np.quantile(ma / mb, [alpha, 1 - alpha])
-    return float(np.median(a) / np.median(b)), float(low), float(high)
 
 
-def goal_verdict(low: float, high: float, goal: float, direction: str) -> str:
-    """``"met"`` if the whole interval is on the good side of ``goal`` (``direction``
-    ``"above"``: larger is better; ``"below"``: smaller is better), ``"not met"`` if the whole
-    interval is on the bad side, ``"borderline"`` otherwise."""
-    if direction not in ("above", "below"):
-        raise ValueError(f"direction must be 'above' or 'below', got {direction!r}")
-    if not low <= high:
-        raise ValueError(f"need low <= high, got {low}, {high}")
-    good_low, good_high = (low, high) if direction == "above" else (-high, -low)
-    g = goal if direction == "above" else -goal
-    if good_low >= g:
-        return "met"
-    if good_high < g:
-        return "not met"
-    return "borderline"
-
-
-PLUMBING = re.compile(r"^(#|%|:|t0 = |watch = |glue\(|import |from )")
-
-
-def chapter_times(book_dir: Path | None = None, top: int = 2):
-    """Execution time of each stored chapter notebook, from the per-cell timestamps that
-    nbclient writes when ``make notebooks`` executes it (computation, not cache reads: that
-    target sets ``BNN_SALIENCY_RECOMPUTE=1``).
-
-    Returns:
-        DataFrame, one row per notebook: ``chapter``, ``seconds`` (sum over code cells),
-        ``cells``, and ``costliest`` (the ``top`` slowest cells as ``"cell k (s s): first
-        line"``), sorted by chapter.
-    """
-    from datetime import datetime
-
-    import nbformat
-    import pandas as pd
-
-    def stamp(text):
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-    rows = []
-    for path in sorted(Path(book_dir or PROJECT_ROOT / "book").glob("*.ipynb")):
-        cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
-        times = []
-        for k, cell in enumerate(cells):
-            run = cell.get("metadata", {}).get("execution", {})
-            if "iopub.execute_input" in run and "shell.execute_reply" in run:
-                seconds = (stamp(run["shell.execute_reply"])
-                           - stamp(run["iopub.execute_input"])).total_seconds()
-                first = next((ln for ln in cell.source.splitlines()
-                              if ln.strip() and not PLUMBING.match(ln)), "")
-                times.append((seconds, k, first[:48]))
-        if not times:
-            continue
-        slow = sorted(times, reverse=True)[:top]
-        rows.append({"chapter": path.stem, "seconds": round(sum(t[0] for t in times), 1),
-                     "cells": len(cells),
-                     "costliest": "; ".join(f"cell {k} ({t:.0f} s): {line}"
-                                            for t, k, line in slow)})
-    return pd.DataFrame(rows)
-
-
-def summary(results: dict) -> "tuple":
-    """Tables of a bench JSON for the appendix.
-
-    Returns:
-        ``(goals, methods, training)`` DataFrames: ``goals`` has one row per model and goal
-        (``value``, ``low``, ``high``, ``target``, ``direction``, ``verdict``; for the speed-up,
-        ``ceiling`` = tf-keras-vis's time per map over the lower bound, the largest speed-up any
-        implementation of the same gradients could reach); ``methods`` maps/s
-        per model and method (SmoothGrad ours and tf-keras-vis included); ``training``
-        images/s per twin and precision, with the bf16 / float32 speed-up.
-    """
-    import pandas as pd
-
-    goal_rows, method_rows = [], []
-    for case in results["smoothgrad"]:
-        name, n_img = case["model"], case["images"]
-        ours = np.asarray(case["ours_s"]) / n_img                    # s per map
-        fb = np.asarray(case["per_image_pass_s"][str(case["best_batch"])])
-        bound = case["n_samples"] * fb                               # s per map, lower bound
-        if case.get("tfkerasvis_s"):
-            theirs = np.asarray(case["tfkerasvis_s"]) / n_img
-            sp = ratio_ci(theirs, ours)
-            goal_rows.append({"model": name, "goal": "SmoothGrad speed-up vs tf-keras-vis",
-                              "value": sp[0], "low": sp[1], "high": sp[2],
-                              "target": GOALS["smoothgrad_speedup"], "direction": "above",
-                              "ceiling": float(np.median(theirs) / np.median(bound))})
-            method_rows.append({"model": name, "method": "SmoothGrad (tf-keras-vis)",
-                                "maps_per_s": 1 / float(np.median(theirs))})
-        rb = ratio_ci(ours, bound)
-        goal_rows.append({"model": name, "goal": "SmoothGrad time / lower bound",
-                          "value": rb[0], "low": rb[1], "high": rb[2],
-                          "target": GOALS["smoothgrad_bound_ratio"], "direction": "below"})
-        method_rows.append({"model": name, "method": "SmoothGrad (ours)",
-                            "maps_per_s": 1 / float(np.median(ours))})
-    for row in results.get("methods", []):
-        label = {"gradcam": "Grad-CAM", "integrated_gradients": f"IG ({row['params'].get('steps')} steps)",
-                 "scorecam": "Score-CAM"}[row["method"]]
-        if row["method"] == "scorecam" and row["params"].get("max_n"):
-            label += f" (max_n={row['params']['max_n']})"
-        method_rows.append({"model": row["model"], "method": label,
-                            "maps_per_s": row["images"] / float(np.median(row["seconds"]))})
-    goals = pd.DataFrame(goal_rows)
-    if len(goals):
-        goals["verdict"] = [goal_verdict(r.low, r.high, r.target, r.direction)
-                            for r in goals.itertuples()]
-    train_rows = [{"model": r["model"], "precision": r["precision"],
-                   "images_per_s": r["images"] / float(np.median(r["seconds"]))}
-                  for r in results.get("training", [])]
-    training = pd.DataFrame(train_rows)
-    if len(training):
-        f32 = training[training["precision"] == "float32"].set_index("model")["images_per_s"]
-        training["vs_float32"] = [r.images_per_s / f32.get(r.model, np.nan)
-                                  for r in training.itertuples()]
-    return goals, pd.DataFrame(method_rows), training
-
-
-# ------------------------------------------------------------------------ driver
 def _load_case(case: ModelCase):
-    from . import models
 
     model = models.load(case.name, weights=case.weights, seed=0)
     spec = models.get_spec(case.name)
@@ -519,7 +371,6 @@ def _round(obj, digits: int = 6):
 
 def run(config: BenchConfig = FULL, *, log: Callable[[str], None] = print) -> dict:
     """Run every measurement of ``config``; return the JSON-ready results."""
-    from . import models, saliency
 
     started = time.time()
     results = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -551,7 +402,7 @@ def run(config: BenchConfig = FULL, *, log: Callable[[str], None] = print) -> di
                                  batch_size=best, scorecam_max_n=case.scorecam_max_n,
                                  ig_images=case.ig_images, cheap_warmup=heavy):
             results["methods"].append({"model": case.name, **row})
-        saliency.clear_cache(model)
+        methods.clear_cache(model)
         del model
     width = config.train_width
     if width is None:

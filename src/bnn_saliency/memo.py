@@ -67,23 +67,30 @@ class Unkeyable(TypeError):
     """An argument has no content-addressed key; the call then runs uncached."""
 
 
-def _key(obj):
-    """A picklable, content-addressed stand-in for ``obj`` (models -> fingerprints)."""
+def _key(obj, stable: bool = False):
+    """A picklable, content-addressed stand-in for ``obj`` (models -> fingerprints).
+
+    ``stable=True`` names functions by their qualified name only, not their module, so the
+    key survives moving code between modules (used for the committed records' fingerprints).
+    """
     if _is_model(obj):
         return ("keras-model", model_fingerprint(obj))
     if hasattr(obj, "__memo_key__"):
-        return ("keyed-callable", getattr(obj, "__qualname__", ""), _key(obj.__memo_key__))
+        return ("keyed-callable", getattr(obj, "__qualname__", ""), _key(obj.__memo_key__, stable))
     if isinstance(obj, dict):
-        return ("dict", [(str(k), _key(v)) for k, v in obj.items()])  # order matters
+        return ("dict", [(str(k), _key(v, stable)) for k, v in obj.items()])  # order matters
     if isinstance(obj, (list, tuple)):
-        return type(obj).__name__, [_key(v) for v in obj]
+        return type(obj).__name__, [_key(v, stable) for v in obj]
     if isinstance(obj, functools.partial):
-        return ("partial", _key(obj.func), _key(obj.args), _key(obj.keywords))
+        return ("partial", _key(obj.func, stable), _key(obj.args, stable),
+                _key(obj.keywords, stable))
     if callable(obj) and hasattr(obj, "__qualname__"):
         qualname = obj.__qualname__
         bound = hasattr(obj, "__self__") and not inspect.ismodule(obj.__self__)
         if "<locals>" in qualname or "<lambda>" in qualname or bound:
             raise Unkeyable(f"{qualname!r} is a closure, lambda or bound method")
+        if stable:
+            return ("callable", qualname)
         return ("callable", getattr(obj, "__module__", ""), qualname)
     if hasattr(obj, "numpy") and hasattr(obj, "dtype") and not isinstance(obj, np.ndarray):
         return np.asarray(obj.numpy())

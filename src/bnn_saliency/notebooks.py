@@ -1,4 +1,5 @@
-"""Notebook housekeeping: stored chapter notebooks keep text outputs only.
+"""Notebook housekeeping: the chapters' common set-up (:func:`quiet`), and stored chapter
+notebooks keep text outputs only.
 
 Figures show dataset images (CIFAR-10, ImageNet samples) or maps computed from them, which must
 not be committed; they are rendered when the book is built. nbval does not compare images, so
@@ -12,6 +13,20 @@ import sys
 import nbformat
 
 IMAGE_PREFIXES = ("image/", "application/papermill.record/image/")
+
+
+def quiet() -> None:
+    """The one output set-up of every chapter: no TensorFlow C++ log or retracing notices and
+    no library warnings in the stored outputs (they vary from run to run and machine to
+    machine, and nbval compares outputs)."""
+    import logging
+    import os
+    import warnings
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    for category in (UserWarning, FutureWarning, DeprecationWarning, RuntimeWarning):
+        warnings.filterwarnings("ignore", category=category)
 
 
 def image_keys(output) -> list[str]:

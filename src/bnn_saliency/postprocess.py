@@ -1,6 +1,6 @@
 """Post-processing of saliency maps: abs, channel reduction, normalization, upsampling.
 
-Saliency methods (:mod:`bnn_saliency.saliency`) return raw maps: pixel methods (N, H, W, C)
+Saliency methods (:mod:`bnn_saliency.methods`) return raw maps: pixel methods (N, H, W, C)
 signed, CAM methods (N, h, w). Everything that turns them into pictures or comparable maps
 is a separate, named step here, so that chapters state exactly which pipeline they use.
 tf-keras-vis's displayed saliency map, as used by Widdicombe & Julier, is
@@ -11,7 +11,17 @@ from __future__ import annotations
 
 import numpy as np
 
-CHANNEL_REDUCTIONS = ("max", "sum", "mean", "l2", "absmax")
+#: Channel reductions ``(N, H, W, C) -> (N, H, W)`` by name (the one table, also used by the
+#: metrics' ``reduce=`` argument).
+CHANNEL_REDUCTIONS: dict = {
+    "max": lambda m: m.max(axis=-1),
+    "sum": lambda m: m.sum(axis=-1),
+    "mean": lambda m: m.mean(axis=-1),
+    "l2": lambda m: np.sqrt((m ** 2).sum(axis=-1)),
+    "abs_max": lambda m: np.abs(m).max(axis=-1),
+    "abs_sum": lambda m: np.abs(m).sum(axis=-1),
+    "abs_mean": lambda m: np.abs(m).mean(axis=-1),
+}
 NORMALIZATIONS = ("minmax", "maxabs")
 
 
@@ -29,34 +39,24 @@ def abs_map(maps) -> np.ndarray:
     return np.abs(_as_maps(maps, 1)).astype(np.float32)
 
 
-def reduce_channels(maps, how: str = "max") -> np.ndarray:
+def reduce_channels(maps, how: str = "max", dtype=np.float32) -> np.ndarray:
     """Collapse the channel axis of (N, H, W, C) maps to (N, H, W).
 
     Args:
-        how: ``"max"`` (signed max over channels, tf-keras-vis's ``keepdims=False``),
-            ``"sum"``, ``"mean"``, ``"l2"`` (Euclidean norm over channels) or ``"absmax"``
-            (max of ``|map|``, equal to abs then max).
+        how: a name in :data:`CHANNEL_REDUCTIONS`: ``"max"`` (signed max over channels,
+            tf-keras-vis's ``keepdims=False``), ``"sum"``, ``"mean"``, ``"l2"`` (Euclidean norm
+            over channels), ``"abs_max"`` (max of ``|map|``), ``"abs_sum"``, ``"abs_mean"``.
+        dtype: of the result (computed in float64).
 
     Returns:
-        float32 (N, H, W).
+        (N, H, W) array of ``dtype``.
     """
     arr = _as_maps(maps)
     if arr.ndim != 4:
         raise ValueError(f"reduce_channels needs (N, H, W, C) maps, got shape {arr.shape}")
-    arr = arr.astype(np.float64)
-    if how == "max":
-        out = arr.max(axis=-1)
-    elif how == "sum":
-        out = arr.sum(axis=-1)
-    elif how == "mean":
-        out = arr.mean(axis=-1)
-    elif how == "l2":
-        out = np.sqrt((arr ** 2).sum(axis=-1))
-    elif how == "absmax":
-        out = np.abs(arr).max(axis=-1)
-    else:
-        raise ValueError(f"how must be one of {CHANNEL_REDUCTIONS}, got {how!r}")
-    return out.astype(np.float32)
+    if how not in CHANNEL_REDUCTIONS:
+        raise ValueError(f"how must be one of {sorted(CHANNEL_REDUCTIONS)}, got {how!r}")
+    return CHANNEL_REDUCTIONS[how](arr.astype(np.float64)).astype(dtype)
 
 
 def normalize(maps, how: str = "minmax") -> np.ndarray:
@@ -87,34 +87,43 @@ def normalize(maps, how: str = "minmax") -> np.ndarray:
     return out.astype(np.float32)
 
 
-def upsample(cams, size) -> np.ndarray:
-    """Bilinear resize of (N, h, w) or (N, h, w, C) maps to spatial ``size = (H, W)``.
+def upsample(maps, size, dtype=np.float32) -> np.ndarray:
+    """Bilinear resize of (N, h, w) or (N, h, w, C) maps to spatial ``size = (H, W)``: the one
+    upsampling of the package (CAMs for display, for Average Drop and for agreement).
 
-    Uses ``tf.image.resize(method="bilinear")`` (half-pixel centers, no antialiasing; the
-    input is not renormalized). tf-keras-vis's ``expand_cam`` instead uses scipy's
-    ``zoom(order=1)``, which aligns corners; the two differ slightly near the borders.
+    OpenCV's ``INTER_LINEAR`` in float64: half-pixel centers, edge values clamped, no
+    antialiasing, the input not renormalized (what common Grad-CAM code uses; equal to
+    ``tf.image.resize(method="bilinear")`` up to float32 rounding). tf-keras-vis's
+    ``expand_cam`` instead uses scipy's ``zoom(order=1)``, which aligns corners; the two
+    differ slightly near the borders.
 
     Returns:
-        float32 array (N, H, W) or (N, H, W, C).
+        (N, H, W) or (N, H, W, C) array of ``dtype``.
     """
-    import tensorflow as tf
+    import cv2
 
-    arr = _as_maps(cams, 3)
+    arr = _as_maps(maps, 3)
     if arr.ndim not in (3, 4):
         raise ValueError(f"upsample needs (N, h, w) or (N, h, w, C) maps, got shape {arr.shape}")
     size = tuple(int(s) for s in size)
     if len(size) != 2 or min(size) < 1:
         raise ValueError(f"size must be (H, W) with positive entries, got {size}")
-    squeeze = arr.ndim == 3
-    x = arr[..., None] if squeeze else arr
-    out = tf.image.resize(x.astype(np.float32), size, method="bilinear").numpy()
-    return out[..., 0] if squeeze else out
+    arr = arr.astype(np.float64)
+    if arr.shape[1:3] != size:
+        def one(m):
+            return cv2.resize(m, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+        if arr.ndim == 3:
+            arr = np.stack([one(m) for m in arr])
+        else:
+            arr = np.stack([np.stack([one(m[..., c]) for c in range(arr.shape[-1])], -1)
+                            for m in arr])
+    return arr.astype(dtype)
 
 
 def tfkerasvis_style(maps) -> np.ndarray:
     """tf-keras-vis's displayed saliency map: abs -> max over channels -> per-map min-max.
 
-    Takes raw signed (N, H, W, C) maps (e.g. :func:`bnn_saliency.saliency.gradient`) and
+    Takes raw signed (N, H, W, C) maps (e.g. :func:`bnn_saliency.methods.gradient`) and
     returns float32 (N, H, W) in [0, 1]. This is the pipeline behind the saliency figures of
     Widdicombe & Julier (tf-keras-vis ``Saliency`` with its defaults; tf-keras-vis adds 1e-7
     to the min-max denominator, which we do not).

@@ -13,9 +13,10 @@ then reads them with :func:`per_image`, which
    code change that moves the numbers fails loudly, naming the rows);
 3. returns the full records.
 
-``BNN_SALIENCY_UPDATE_RESULTS=1`` (set by ``make results`` and ``make notebooks``) recomputes
-and rewrites the records; ``BNN_SALIENCY_RECOMPUTE=1`` alone computes everything live instead
-(and writes nothing).
+``BNN_SALIENCY_UPDATE_RECORDS=1`` (set by ``make results``, not by ``make notebooks``)
+recomputes and rewrites the records; ``BNN_SALIENCY_RECOMPUTE=1`` alone computes everything
+live instead (and writes nothing). The fingerprint names functions without their modules, so
+moving code does not invalidate records; changing weights, images or parameters does.
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ import pandas as pd
 
 from . import memo
 from .data import PROJECT_ROOT
-from .results import UPDATE_ENV
 
 RECORDS_DIR = PROJECT_ROOT / "book" / "records"
+#: Set to 1 to recompute and rewrite the records a chapter reads (``make results`` does).
+UPDATE_ENV = "BNN_SALIENCY_UPDATE_RECORDS"
 
 
 class RecordsError(AssertionError):
@@ -41,10 +43,11 @@ class RecordsError(AssertionError):
 
 
 def fingerprint(*inputs) -> str:
-    """A stable hash of models (weights fingerprints), arrays and parameters."""
+    """A stable hash of models (weights fingerprints), arrays, parameters and the names of the
+    functions involved (not their modules: moving code does not invalidate records)."""
     import joblib
 
-    return joblib.hash(memo._key(inputs), hash_name="sha1")
+    return joblib.hash(memo._key(inputs, stable=True), hash_name="sha1")
 
 
 def _paths(name: str, records_dir: Path) -> tuple[Path, Path]:

@@ -139,7 +139,7 @@ class Record:
     """The numbers, tables and claims one chapter publishes (see the module docstring)."""
 
     def __init__(self, chapter: str, results_dir: Path = RESULTS_DIR):
-        from .models import models_mode
+        from .models.registry import models_mode
 
         self.chapter = chapter
         # the committed results are the twins'; another mode keeps its own, uncommitted file
@@ -177,12 +177,12 @@ class Record:
         glue(name, value, display=display)
 
     def claims(self, rows, timings: tuple[str, ...] = ()) -> None:
-        """Record the chapter's claims (:class:`bnn_saliency.claims.Claim` rows).
+        """Record the chapter's claims (:class:`bnn_saliency.verdicts.Claim` rows).
 
         ``timings`` names claims whose numbers are wall-time measurements (they differ from
         machine to machine): only their text and verdict are checked.
         """
-        from .claims import Claim
+        from .verdicts import Claim
 
         if not rows or not all(isinstance(r, Claim) for r in rows):
             raise TypeError("claims() takes a non-empty list of claims.Claim rows")

@@ -11,6 +11,7 @@ how many there were (``summarize`` has an ``n_nan`` column).
 * :func:`bootstrap_ci_2level`: ``values[seeds, images]`` with both factors resampled, so that the
   interval reflects training-seed variability as well as image variability.
 * :func:`summarize`: a tidy DataFrame (mean, low, high, n) per group.
+* :func:`ratio_ci`: interval of a ratio of two means over the same images.
 
 References:
     Efron, B., Tibshirani, R. J. (1993). An Introduction to the Bootstrap. Chapman & Hall.
@@ -26,6 +27,48 @@ import warnings
 from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
+
+
+def ratio_ci(num, den, n_boot: int = 2000, ci: float = 0.95, seed: int = 0, *,
+             paired: bool = True) -> CI:
+    """Bootstrap interval of a ratio of two samples' statistics.
+
+    ``paired=True`` (default): ``mean(num) / mean(den)`` over paired units (images), using the
+    units where both values are defined (not NaN) and resampling them in pairs with
+    :func:`bootstrap_ci`. ``paired=False``: ``median(num) / median(den)`` of two independent
+    samples of positive timings, each resampled on its own (the benchmark's speed-ups).
+
+    Returns:
+        :class:`CI` (point, low, high).
+    """
+    a = np.asarray(num, dtype=np.float64)
+    b = np.asarray(den, dtype=np.float64)
+    if not paired:
+        for name, v in (("numerator", a), ("denominator", b)):
+            if v.ndim != 1 or len(v) == 0:
+                raise ValueError(f"{name} must be a non-empty 1-D sequence of timings, "
+                                 f"got shape {v.shape}")
+            if not np.all(np.isfinite(v)) or np.any(v <= 0):
+                raise ValueError(f"{name} must hold finite positive timings, got {v.tolist()}")
+        _check_common(n_boot, ci)
+        rng = np.random.default_rng(seed)
+        ma = np.median(a[rng.integers(0, len(a), (n_boot, len(a)))], axis=1)
+        mb = np.median(b[rng.integers(0, len(b), (n_boot, len(b)))], axis=1)
+        alpha = (1 - ci) / 2
+        low, high = np.quantile(ma / mb, [alpha, 1 - alpha])
+        return CI(float(np.median(a) / np.median(b)), float(low), float(high))
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"num and den must be 1-D arrays of equal length, got {a.shape}, {b.shape}")
+    keep = np.isfinite(a) & np.isfinite(b)
+    if not keep.any():
+        raise ValueError("no unit has both num and den defined")
+    pairs = np.stack([a[keep], b[keep]], axis=1)
+
+    def stat(x, axis):
+        return np.mean(x[..., 0], axis=axis) / np.mean(x[..., 1], axis=axis)
+
+    return bootstrap_ci(pairs, stat=stat, n_boot=n_boot, ci=ci, seed=seed)
+
 
 #: Upper bound on the number of resampled values held in memory at once.
 _MAX_ELEMENTS = 20_000_000

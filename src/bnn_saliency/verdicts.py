@@ -1,0 +1,249 @@
+"""Verdicts: rules fixed before the results they judge, and the claims they decide.
+
+A :class:`Rule` (``Rule.above(0.1)``, ``Rule.below(...)``, ``Rule.inside(lo, hi)``,
+``Rule.within(bound)``, ``Rule.goal(...)``) decides a verdict from an interval and renders its
+own text, so the threshold stated in a claims table is always the rule applied.
+:meth:`Claim.judged` builds a chapter's claim from a measurement and its rule; :func:`table`
+shows the claims and :meth:`bnn_saliency.results.Record.claims` records them in
+``book/results/<chapter>.json``, which the claims ledger reads.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .results import RESULTS_DIR
+
+
+VERDICTS = ("reproduced", "partly", "not reproduced")
+GOAL_VERDICTS = ("met", "borderline", "not met")
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A verdict rule fixed before the result it judges: it decides the verdict from an
+    interval ``(low, high)`` and renders its own text, so the two cannot drift apart.
+
+    Build one with :meth:`above`, :meth:`below`, :meth:`inside`, :meth:`within` or
+    :meth:`goal`; ``rule.verdict(low, high)`` decides, ``rule.text`` states the rule.
+    """
+
+    kind: str  # "above", "below", "inside", "within"
+    lo: float
+    hi: float | None = None
+    partial: float | None = None
+    unit: str = ""
+    labels: tuple[str, str, str] = VERDICTS  # (success, in between, failure)
+    name: str = ""  # what the threshold is, e.g. "seed bound" (shown before its value)
+
+    def __post_init__(self):
+        if self.kind not in ("above", "below", "inside", "within"):
+            raise ValueError(f"unknown rule kind {self.kind!r}")
+        if self.kind == "inside" and not self.lo < self.hi:
+            raise ValueError(f"need lo < hi, got [{self.lo}, {self.hi}]")
+        if self.kind == "within" and not self.lo > 0:
+            raise ValueError(f"bound must be positive, got {self.lo!r}")
+
+    @classmethod
+    def above(cls, threshold: float, partial: float | None = None, unit: str = "",
+              name: str = "") -> Rule:
+        """Success if the whole interval is above ``threshold``; in between if only its
+        upper end is (or, with ``partial``, if its lower end clears ``partial``)."""
+        return cls("above", float(threshold), partial=partial, unit=unit, name=name)
+
+    @classmethod
+    def below(cls, threshold: float, partial: float | None = None, unit: str = "",
+              name: str = "") -> Rule:
+        """Mirror of :meth:`above`: success if the whole interval is below ``threshold``."""
+        return cls("below", float(threshold), partial=partial, unit=unit, name=name)
+
+    @classmethod
+    def inside(cls, lo: float, hi: float, unit: str = "") -> Rule:
+        """Success if the whole interval is inside ``(lo, hi)``, failure if it lies wholly
+        outside. For a discrete grid pass bounds half-way to the neighbouring grid values."""
+        return cls("inside", lo, hi, unit=unit)
+
+    @classmethod
+    def within(cls, bound: float, unit: str = "") -> Rule:
+        """Equivalence: success if the interval of a difference lies inside ``(-bound,
+        bound)``, failure if it lies entirely outside."""
+        return cls("within", bound, unit=unit)
+
+    @classmethod
+    def goal(cls, goal: float, direction: str, unit: str = "") -> Rule:
+        """A performance goal: ``met`` / ``borderline`` / ``not met`` (larger is better for
+        ``direction="above"``). The goal itself counts as met."""
+        if direction not in ("above", "below"):
+            raise ValueError(f"direction must be 'above' or 'below', got {direction!r}")
+        return cls(direction, goal, partial=None, unit=unit, labels=GOAL_VERDICTS + ("goal",))
+
+    def verdict(self, low: float, high: float) -> str:
+        if not low <= high:
+            raise ValueError(f"low ({low}) must not exceed high ({high})")
+        ok, mid, bad = self.labels[:3]
+        if self.kind == "within":
+            if -self.lo < low and high < self.lo:
+                return ok
+            return bad if (low >= self.lo or high <= -self.lo) else mid
+        if self.kind == "inside":
+            sides = {Rule.above(self.lo).verdict(low, high), Rule.below(self.hi).verdict(low, high)}
+            if sides == {"reproduced"}:
+                return ok
+            return bad if "not reproduced" in sides else mid
+        sign = 1.0 if self.kind == "above" else -1.0
+        lo_, hi_ = (low, high) if sign > 0 else (-high, -low)
+        t = sign * self.lo
+        part = None if self.partial is None else sign * self.partial
+        if self.labels[3:] == ("goal",):  # goals: reaching the goal counts
+            return ok if lo_ >= t else (bad if hi_ < t else mid)
+        if lo_ > t:
+            return ok
+        if (part is not None and lo_ > part) or (part is None and hi_ > t):
+            return mid
+        return bad
+
+    @property
+    def text(self) -> str:
+        """The rule in words, e.g. ``"reproduced if CI low > 0; not if CI high <= 0"``."""
+        ok, mid, bad = self.labels[:3]
+        u = self.unit
+        if self.kind == "within":
+            b = _fmt(self.lo)
+            return (f"{ok} if CI inside (-{b}, {b}){u}; {bad} if CI entirely outside; "
+                    f"{mid} otherwise")
+        if self.kind == "inside":
+            lo, hi = _fmt(self.lo), _fmt(self.hi)
+            return (f"{ok} if CI inside ({lo}, {hi}){u}; {bad} if CI entirely outside; "
+                    f"{mid} otherwise")
+        t = (f"{self.name} " if self.name else "") + _fmt(self.lo) + u
+        gt, le = (">", "<=") if self.kind == "above" else ("<", ">=")
+        end, other = ("low", "high") if self.kind == "above" else ("high", "low")
+        if self.labels[3:] == ("goal",):
+            worse = "<" if self.kind == "above" else ">"
+            return f"{ok} if CI {end} {gt}= {t}; {bad} if CI {other} {worse} {t}; {mid} otherwise"
+        if self.partial is not None:
+            return (f"{ok} if CI {end} {gt} {t}; {mid} if CI {end} {gt} {_fmt(self.partial)}{u}; "
+                    f"{bad} otherwise")
+        return f"{ok} if CI {end} {gt} {t}; {bad} if CI {other} {le} {t}; {mid} otherwise"
+
+
+def capped(verdict: str, at: str) -> str:
+    """``verdict``, but no better than ``at`` (e.g. "reproduced" capped at "partly")."""
+    order = VERDICTS if verdict in VERDICTS else GOAL_VERDICTS
+    return order[max(order.index(verdict), order.index(at))]
+
+
+
+
+
+
+
+
+
+
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One tested claim.
+
+    Attributes:
+        claim: the claim, in the source's words or close to them.
+        source: who claims it (e.g. "Widdicombe & Julier 2021").
+        measure: what we measured (one line).
+        value: point estimate.
+        low, high: 95% interval (bootstrap unless stated).
+        threshold: the rule stated before the result, e.g. "CI low > 0.5".
+        verdict: one of :data:`VERDICTS`.
+        section: label of the section that measured it (for links), e.g. "sec-gradient".
+    """
+
+    claim: str
+    source: str
+    measure: str
+    value: float
+    low: float
+    high: float
+    threshold: str
+    verdict: str
+    section: str
+
+    @classmethod
+    def judged(cls, claim: str, source: str, measure: str, ci, rule: Rule, section: str,
+               cap: str | None = None, cap_reason: str = "") -> Claim:
+        """The claim with its verdict decided by ``rule`` on ``ci = (value, low, high)`` and its
+        threshold text rendered by the same rule. ``cap`` (e.g. ``"partly"``) limits the
+        verdict when the design cannot support more (``cap_reason`` says why, in the text)."""
+        if len(ci) != 3:
+            raise ValueError(f"ci must be (value, low, high), got {ci!r}")
+        value, low, high = (float(c) for c in ci)
+        verdict, text = rule.verdict(low, high), rule.text
+        if cap is not None:
+            verdict = capped(verdict, cap)
+            text += f"; at most {cap} ({cap_reason})" if cap_reason else f"; at most {cap}"
+        return cls(claim, source, measure, value, low, high, text, verdict, section)
+
+    def __post_init__(self):
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+        for name in ("value", "low", "high"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} of claim {self.claim!r} is not finite")
+
+
+
+
+def format_ci(ci, digits: int = 3, scale: float = 1.0, suffix: str = "") -> str:
+    """``"value [low, high]"`` of a (value, low, high) triple for prose, e.g. ``0.123 [0.1, 0.2]``.
+
+    ``scale`` multiplies all three (100 for percentages) and ``suffix`` follows each number.
+    """
+    if len(ci) != 3:
+        raise ValueError(f"expected (value, low, high), got {ci!r}")
+    v, lo, hi = (scale * float(c) for c in ci)
+    return f"{v:.{digits}f}{suffix} [{lo:.{digits}f}{suffix}, {hi:.{digits}f}{suffix}]"
+
+
+def table(claims: list[Claim]):
+    """The claims as a pandas DataFrame for display at the end of a chapter."""
+
+    rows = [{"claim": c.claim, "source": c.source, "measure": c.measure,
+             "value": f"{c.value:.3f}", "95% CI": f"[{c.low:.3f}, {c.high:.3f}]",
+             "threshold": c.threshold, "verdict": c.verdict} for c in claims]
+    return pd.DataFrame(rows)
+
+
+def verdict_lines(claims: list[Claim]) -> str:
+    """One line per claim, ``verdict: claim``: the part of a claims table that is the same on
+    every machine (nbval compares it; the numbers are checked by :mod:`bnn_saliency.results`)."""
+    return "\n".join(f"{c.verdict}: {c.claim}" for c in claims)
+
+
+def save(chapter: str, claims: list[Claim], results_dir: Path = RESULTS_DIR) -> Path:
+    """Write a chapter's claims (and nothing else) to ``<results_dir>/<chapter>.json``.
+    Chapters use :class:`bnn_saliency.results.Record`, which writes the same format."""
+    from .results import Record
+
+    record = Record(chapter, results_dir)
+    record.claims(claims)
+    record.path.parent.mkdir(parents=True, exist_ok=True)
+    record.path.write_text(json.dumps(record.payload(), indent=1) + "\n")
+    return record.path
+
+
+def load_all(results_dir: Path = RESULTS_DIR) -> list[dict]:
+    """Every saved claim, with its chapter, in chapter-file order."""
+    out = []
+    for path in sorted(results_dir.glob("*.json")):
+        record = json.loads(path.read_text())
+        out.extend({"chapter": record["chapter"], **row} for row in record["claims"])
+    return out
