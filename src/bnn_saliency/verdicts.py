@@ -214,11 +214,11 @@ def format_ci(ci, digits: int = 3, scale: float = 1.0, suffix: str = "") -> str:
 
 
 def table(claims: list[Claim]):
-    """The claims as a pandas DataFrame for display at the end of a chapter."""
-
-    rows = [{"claim": c.claim, "source": c.source, "measure": c.measure,
-             "value": f"{c.value:.3f}", "95% CI": f"[{c.low:.3f}, {c.high:.3f}]",
-             "threshold": c.threshold, "verdict": c.verdict} for c in claims]
+    """The claims as a pandas DataFrame for display at the end of a chapter: the verdict first,
+    the measurement as one ``value [95% CI]`` column, the rule last."""
+    rows = [{"verdict": c.verdict, "claim": c.claim, "source": c.source, "measure": c.measure,
+             "value [95% CI]": f"{c.value:.3f} [{c.low:.3f}, {c.high:.3f}]",
+             "threshold": c.threshold} for c in claims]
     return pd.DataFrame(rows)
 
 
