@@ -76,3 +76,18 @@ def test_sha256sums_file_agrees_with_records(suite):
     lines = (folder / "SHA256SUMS").read_text().split("\n")
     listed = {name: digest for digest, name in (ln.split() for ln in lines if ln.strip())}
     assert listed == {r["weights_file"]: r["weights_sha256"] for r in records}
+
+
+@pytest.mark.parametrize("suite", [s for s, f in SUITES.items() if f.is_dir()])
+def test_matched_controls_are_within_1p5_points_of_their_bnn(suite):
+    """An accuracy-matched FP control is within 1.5 points of its BNN's float32 test accuracy,
+    and a checkpoint control is the candidate epoch closest to it."""
+    by_name = {r["name"]: r for r in appendix_models.twin_records(SUITES[suite])}
+    for control in (r for r in by_name.values() if "matched_to" in r):
+        bnn = by_name[control["matched_to"]]
+        target = bnn["float32_test_accuracy"]
+        assert abs(control["float32_test_accuracy"] - target) <= 0.015, control["name"]
+        if "checkpoint_epoch" in control:
+            gaps = {int(e): abs(a - target)
+                    for e, a in control["candidate_float32_test_accuracy"].items()}
+            assert min(gaps, key=gaps.get) == control["checkpoint_epoch"], control["name"]

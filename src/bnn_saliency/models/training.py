@@ -311,17 +311,11 @@ def record_float32_accuracy(name: str, out_dir: Path = DATA_OUT, subset: int = 1
     Adds ``float32_test_accuracy`` (all 10,000 test images) and ``subset_accuracy`` (the fixed
     seed-0 subset of ``subset`` images that CI re-measures) to ``<name>.json``.
     """
-    from tensorflow import keras
-
-    from .twins import build_twin
-
     path = out_dir / f"{name}.json"
     record = json.loads(path.read_text())
     weights = out_dir / record["weights_file"]
     data_mod.verify_sha256(weights, record["weights_sha256"])
-    keras.mixed_precision.set_global_policy("float32")
-    net = build_twin(record["family"], record["variant"], record["width"])
-    net.load_weights(weights)
+    net = _float32_twin(record, weights)
     cifar = data_mod.load_cifar10()
     if cifar.source != record["data_source"]:
         raise ValueError(f"{name} was trained on {record['data_source']}, data here is {cifar.source}")
@@ -333,6 +327,74 @@ def record_float32_accuracy(name: str, out_dir: Path = DATA_OUT, subset: int = 1
                                  "accuracy": round(float(np.mean(pred[idx] == cifar.y_test[idx])), 4)}
     path.write_text(json.dumps(record, indent=1) + "\n")
     return record
+
+
+def _float32_twin(record: dict, weights: Path):
+    from tensorflow import keras
+
+    from .twins import build_twin
+
+    keras.mixed_precision.set_global_policy("float32")
+    net = build_twin(record["family"], record["variant"], record["width"])
+    net.load_weights(weights)
+    return net
+
+
+def _accuracy(net, x, y) -> float:
+    return float(np.mean(np.argmax(net.predict(x, batch_size=500, verbose=0), 1) == y))
+
+
+def ship_checkpoint_control(fp_name: str, bnn_name: str, out_dir: Path = DATA_OUT,
+                            run_dir: Path | None = None, tolerance: float = 0.015) -> dict:
+    """Accuracy-matched control from a checkpoint: the epoch of FP twin ``fp_name`` whose
+    float32 test accuracy is closest to BNN twin ``bnn_name``'s, shipped as
+    ``<fp_name>-at-bnn-acc``.
+
+    Candidates are the epochs whose logged test accuracy (training precision) is within
+    3 points of the BNN's; each is re-evaluated in float32 on the 10,000 test images. The
+    closest, not the first to reach the BNN's accuracy: on a fast-rising curve the first such
+    epoch can overshoot by more than ``tolerance``, and then this raises.
+    """
+    import shutil
+
+    fp = json.loads((out_dir / f"{fp_name}.json").read_text())
+    bnn = json.loads((out_dir / f"{bnn_name}.json").read_text())
+    target = bnn.get("float32_test_accuracy", bnn["test_accuracy"])
+    run_dir = Path(run_dir or data_mod.PROJECT_ROOT / "runs" / out_dir.name / fp_name)
+    log = _read_log(run_dir / "log.csv")
+    candidates = [int(r["epoch"]) for r in log if abs(float(r["test_acc"]) - target) <= 0.03]
+    if not candidates:
+        raise ValueError(f"no epoch of {fp_name} ({run_dir}/log.csv) is within 3 points of "
+                         f"{bnn_name}'s {target:.2%}: train a narrower FP control instead")
+    cifar = data_mod.load_cifar10()
+    x_test = data_mod.to_float(cifar.x_test)
+    accuracy = {e: _accuracy(_float32_twin(fp, run_dir / "epochs" / f"epoch{e:03d}.weights.h5"),
+                             x_test, cifar.y_test) for e in candidates}
+    epoch = min(accuracy, key=lambda e: abs(accuracy[e] - target))
+    if abs(accuracy[epoch] - target) > tolerance:
+        raise ValueError(f"closest epoch of {fp_name} is {epoch} at {accuracy[epoch]:.2%}, more "
+                         f"than {tolerance:.1%} from {bnn_name}'s {target:.2%}")
+    name = f"{fp_name}-at-bnn-acc"
+    weights_path = out_dir / f"{name}.weights.h5"
+    shutil.copyfile(run_dir / "epochs" / f"epoch{epoch:03d}.weights.h5", weights_path)
+    net = _float32_twin(fp, weights_path)
+    kept = [r for r in log if int(r["epoch"]) <= epoch]
+    record = {**fp, "name": name,
+              "role": f"accuracy-matched control for {bnn_name}: {fp_name} after epoch {epoch}",
+              "matched_to": bnn_name, "source_twin": fp_name, "checkpoint_epoch": epoch,
+              "candidate_float32_test_accuracy": {str(e): round(a, 4) for e, a in accuracy.items()},
+              "epochs": epoch,
+              "schedule": f"{fp['schedule']}; stopped after epoch {epoch} (checkpoint)",
+              "test_accuracy": round(accuracy[epoch], 4),
+              "train_accuracy": round(_accuracy(net, data_mod.to_float(cifar.x_train),
+                                                cifar.y_train), 4),
+              "wall_time_s": round(sum(float(r["seconds"]) for r in kept), 1),
+              "weights_file": weights_path.name,
+              "weights_sha256": data_mod.sha256_of(weights_path), "log": kept}
+    for stale in ("float32_test_accuracy", "subset_accuracy"):
+        record.pop(stale, None)
+    (out_dir / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n")
+    return record_float32_accuracy(name, out_dir)
 
 
 def pilot_summary(run_dir: Path) -> list[dict]:
@@ -385,11 +447,18 @@ def main(argv=None) -> None:
                         help="checkpoints, per-epoch weights and log (default runs/<name>)")
     parser.add_argument("--float32-eval-only", action="store_true",
                         help="only re-evaluate the shipped weights in float32 and update the record")
+    parser.add_argument("--matched-checkpoint", nargs=2, metavar=("FP_TWIN", "BNN_TWIN"),
+                        help="ship the FP twin's epoch checkpoint closest in accuracy to the BNN")
     parser.add_argument("--pilot-summary", type=Path, metavar="RUN_DIR",
                         help="print the pilot table (JSON) of the runs in RUN_DIR and exit")
     args = parser.parse_args(argv)
     if args.pilot_summary:
         print(json.dumps(pilot_summary(args.pilot_summary), indent=1))
+        return
+    if args.matched_checkpoint:
+        record = ship_checkpoint_control(*args.matched_checkpoint, out_dir=args.out_dir,
+                                         run_dir=args.run_dir)
+        print(record["role"], record["float32_test_accuracy"])
         return
     if not args.model:
         parser.error("--model is required (e.g. --model vgg-bnn)")
