@@ -41,9 +41,10 @@ bench: $(STAMP)
 ## The nbval stage fails if it collects no notebook. It fills the memo (.cache/memo), so a
 ## `make book` after it re-executes the chapters from the memo in a fraction of the time.
 test: $(STAMP)
-	$(BIN)/pytest tests -q
+	$(BIN)/pytest tests -q --durations=15
 	@echo "== nbval: re-executing every notebook in book/ and comparing its stored outputs"
-	$(BIN)/pytest --nbval book/ --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider -q
+	$(BIN)/pytest --nbval book/ --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider -q \
+	  --durations=15
 
 unit: $(STAMP)
 	$(BIN)/pytest tests -q

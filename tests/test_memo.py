@@ -57,7 +57,7 @@ def test_changed_weights_parameters_or_images_recompute(cache):
 def test_code_change_recomputes(cache, monkeypatch):
     model, x = tiny(0), np.ones((2, 4), np.float32)
     logit_sum(model, x)
-    monkeypatch.setattr(memo, "code_version", lambda: "another version")
+    monkeypatch.setattr(memo, "code_version", lambda module=None: "another version")
     logit_sum(model, x)
     assert len(CALLS) == 2
 
@@ -94,3 +94,34 @@ def test_stopwatch_counts_the_original_compute_time_of_hits(cache):
     start = time.perf_counter()
     slow(1)
     assert time.perf_counter() - start < 0.3
+
+
+def test_code_version_covers_the_library_and_the_functions_own_chapter(tmp_path, monkeypatch):
+    files = ["methods/gradients.py", "plotting.py", "study/__init__.py", "study/common.py",
+             "study/ch01_gradient.py", "study/ch06_beyond/experiments.py"]
+    for rel in files:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x = 1\n")
+    monkeypatch.setattr(memo, "PACKAGE_DIR", tmp_path)
+    units = {"library": "bnn_saliency.methods.gradients",
+             "ch01": "bnn_saliency.study.ch01_gradient",
+             "ch06": "bnn_saliency.study.ch06_beyond.experiments"}
+
+    def versions():
+        memo.code_version.cache_clear()
+        return {u: memo.code_version(m) for u, m in units.items()}
+
+    def changed_by(rel):
+        before = versions()
+        (tmp_path / rel).write_text((tmp_path / rel).read_text() + "y = 2\n")
+        after = versions()
+        return {u for u in units if before[u] != after[u]}
+
+    try:
+        assert changed_by("plotting.py") == set()
+        assert changed_by("study/ch01_gradient.py") == {"ch01"}
+        assert changed_by("study/ch06_beyond/experiments.py") == {"ch06"}
+        assert changed_by("study/common.py") == {"ch01", "ch06"}
+        assert changed_by("methods/gradients.py") == {"library", "ch01", "ch06"}
+    finally:
+        memo.code_version.cache_clear()

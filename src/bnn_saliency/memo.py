@@ -3,8 +3,11 @@
 ``make test`` executes every chapter under nbval and ``make book`` executes them again; the
 second execution reads what the first computed. A memoized call is keyed by
 
-- the **code version**: a sha256 of every source file of this package, so any code change
-  recomputes everything (no stale result survives an edit);
+- the **code version** of the function: a sha256 of the package's computing code (every
+  source file but the study and the modules no computation calls, :data:`NOT_COMPUTING`)
+  plus, for a study function, its own chapter's files and ``study/common.py``. A change to
+  the library recomputes everything, a change to one chapter recomputes that chapter, and an
+  edit to a plotting or training module or another chapter keeps the cache;
 - the function's qualified name;
 - its arguments, with every Keras model replaced by its **fingerprint** (sha256 of its
   architecture JSON and of all its weights, BatchNorm statistics included), so a retrained,
@@ -39,12 +42,32 @@ RECOMPUTE_ENV = "BNN_SALIENCY_RECOMPUTE"
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
-@functools.lru_cache(maxsize=1)
-def code_version() -> str:
-    """sha256 over the package's source files (path and content), in sorted order."""
+#: Modules no memoized computation calls: editing them keeps the cache.
+NOT_COMPUTING = ("models/training.py", "plotting.py", "notebooks.py", "bench.py",
+                 "verdicts.py", "results.py", "records.py")
+
+
+def _study_unit(module: str) -> str | None:
+    """``bnn_saliency.study.ch06_beyond.experiments`` -> ``study/ch06_beyond``."""
+    parts = module.split(".")
+    return f"study/{parts[2]}" if len(parts) > 2 and parts[1] == "study" else None
+
+
+@functools.lru_cache(maxsize=None)
+def code_version(module: str | None = None) -> str:
+    """sha256 over the source files (path and content, sorted) a memoized function of
+    ``module`` can depend on: the package without the study and :data:`NOT_COMPUTING`, plus
+    the function's own study unit and ``study/common.py``. ``module=None``: every file."""
+    unit = _study_unit(module) if module else None
     digest = hashlib.sha256()
     for path in sorted(PACKAGE_DIR.rglob("*.py")):
-        digest.update(str(path.relative_to(PACKAGE_DIR)).encode())
+        rel = path.relative_to(PACKAGE_DIR).as_posix()
+        if module is not None and (rel in NOT_COMPUTING or (
+                rel.startswith("study/") and not (unit and (
+                    rel in ("study/__init__.py", "study/common.py")
+                    or rel == f"{unit}.py" or rel.startswith(f"{unit}/"))))):
+            continue
+        digest.update(rel.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
@@ -162,7 +185,8 @@ def cached(func):
             return func(*args, **kwargs)
         run = _memory(str(location())).cache(_run, ignore=["_call"])
         start = time.perf_counter()
-        result, seconds = run(code_version(), name, key, _call=(func, args, kwargs))
+        result, seconds = run(code_version(func.__module__), name, key,
+                              _call=(func, args, kwargs))
         read = time.perf_counter() - start
         for watch in _STOPWATCHES:  # a hit took `read`, the computation took `seconds`
             watch._credit += max(seconds - read, 0.0)
