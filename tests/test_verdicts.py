@@ -30,7 +30,10 @@ def test_claim_validation_and_roundtrip(tmp_path):
     loaded = verdicts.load_all(tmp_path)
     assert loaded[0]["chapter"] == "01_x" and loaded[0]["value"] == 0.512346
     table = verdicts.table([row])
-    assert table.shape == (1, 6) and table.columns[0] == "verdict"
+    assert table.data.shape == (1, 6) and table.data.columns[0] == "verdict"
+    html = table.to_html()
+    assert "partly" in html and verdicts.VERDICT_COLORS["partly"] in html
+    assert "<th" not in html.split("<tbody>")[1]  # no row index
 
 
 @pytest.mark.parametrize("low,high,expected", [

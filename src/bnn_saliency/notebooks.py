@@ -1,5 +1,5 @@
-"""Notebook housekeeping: the chapters' common set-up (:func:`quiet`), and stored chapter
-notebooks keep text outputs only.
+"""Notebook housekeeping: the chapters' common set-up (:func:`quiet`), tables shown without
+row numbers (:func:`labelled`), and stored chapter notebooks keep text outputs only.
 
 Figures show dataset images (CIFAR-10, ImageNet samples) or maps computed from them, which must
 not be committed; they are rendered when the book is built. nbval does not compare images, so
@@ -27,6 +27,30 @@ def quiet() -> None:
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     for category in (UserWarning, FutureWarning, DeprecationWarning, RuntimeWarning):
         warnings.filterwarnings("ignore", category=category)
+
+
+def labelled(table):
+    """``table`` for display, indexed by its leading label (non-numeric) columns instead of
+    bare 0..n-1 row numbers. One label column names the header row's first cell; several
+    become a multi-level index. A table already indexed, or without a leading label
+    column, is returned as it is."""
+    import pandas as pd
+    from pandas.api import types
+
+    if not isinstance(table, pd.DataFrame) or not isinstance(table.index, pd.RangeIndex):
+        return table
+    keys = []
+    for column in table.columns:
+        dtype = table[column].dtype
+        if types.is_numeric_dtype(dtype) and not types.is_bool_dtype(dtype):
+            break
+        keys.append(column)
+    if not keys:
+        return table
+    if len(keys) == len(table.columns):  # all labels: the first one names the rows
+        keys = keys[:1]
+    shown = table.set_index(keys)
+    return shown.rename_axis(index=None, columns=keys[0]) if len(keys) == 1 else shown
 
 
 def image_keys(output) -> list[str]:

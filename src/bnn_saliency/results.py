@@ -165,7 +165,12 @@ class Record:
         self.tolerance[name] = (float(atol), float(rtol))
         return value
 
-    table = add
+    def table(self, name: str, value, atol: float = ATOL, rtol: float = RTOL):
+        """Record a table like :meth:`add`; return it for display, indexed by its leading
+        label columns (:func:`bnn_saliency.notebooks.labelled`: no bare row numbers)."""
+        from .notebooks import labelled
+
+        return labelled(self.add(name, value, atol, rtol))
 
     def glue(self, name: str, value, display: bool = False, record: bool = True):
         """``myst_nb.glue`` that also records the glued value under ``glue/<name>``

@@ -23,6 +23,9 @@ from .results import RESULTS_DIR
 VERDICTS = ("reproduced", "partly", "not reproduced")
 GOAL_VERDICTS = ("met", "borderline", "not met")
 
+#: Verdict colours of every claims table, badge and figure (green, amber, red).
+VERDICT_COLORS = {"reproduced": "#1a7f37", "partly": "#b35900", "not reproduced": "#cf222e"}
+
 
 def _fmt(x: float) -> str:
     return f"{x:g}"
@@ -214,12 +217,17 @@ def format_ci(ci, digits: int = 3, scale: float = 1.0, suffix: str = "") -> str:
 
 
 def table(claims: list[Claim]):
-    """The claims as a pandas DataFrame for display at the end of a chapter: the verdict first,
-    the measurement as one ``value [95% CI]`` column, the rule last."""
+    """The claims for display at the end of a chapter: the verdict first (coloured), the
+    measurement as one ``value [95% CI]`` column, the rule last, no row numbers.
+
+    Returns a pandas ``Styler``; its ``.data`` is the plain DataFrame."""
     rows = [{"verdict": c.verdict, "claim": c.claim, "source": c.source, "measure": c.measure,
              "value [95% CI]": f"{c.value:.3f} [{c.low:.3f}, {c.high:.3f}]",
              "threshold": c.threshold} for c in claims]
-    return pd.DataFrame(rows)
+    colour = (lambda v: f"background-color: {VERDICT_COLORS[v]}; color: white; "
+              "font-weight: bold" if v in VERDICT_COLORS else "")
+    return (pd.DataFrame(rows).style.hide(axis="index")
+            .map(colour, subset=["verdict"]))
 
 
 def verdict_lines(claims: list[Claim]) -> str:

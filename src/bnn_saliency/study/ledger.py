@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..verdicts import VERDICTS, load_all
+from ..verdicts import VERDICT_COLORS, VERDICTS, load_all
 from ..results import RESULTS_DIR
 
 # where each chapter lives in the book, for links from the ledger
@@ -31,10 +31,6 @@ def ledger(results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
             "section": c["section"], "chapter": c["chapter"],
         })
     return pd.DataFrame(rows)
-
-
-#: Verdict colours of the ledger's badges and of :func:`verdict_figure` (green, amber, red).
-VERDICT_COLORS = {"reproduced": "#1a7f37", "partly": "#b35900", "not reproduced": "#cf222e"}
 
 
 #: Short chapter names for the ledger's figure and links (else derived from the file name).
