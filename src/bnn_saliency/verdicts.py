@@ -47,6 +47,7 @@ class Rule:
     unit: str = ""
     labels: tuple[str, str, str] = VERDICTS  # (success, in between, failure)
     name: str = ""  # what the threshold is, e.g. "seed bound" (shown before its value)
+    inclusive: bool = False  # above/below: an interval end at the threshold counts (goals)
 
     def __post_init__(self):
         if self.kind not in ("above", "below", "inside", "within"):
@@ -55,6 +56,8 @@ class Rule:
             raise ValueError(f"need lo < hi, got [{self.lo}, {self.hi}]")
         if self.kind == "within" and not self.lo > 0:
             raise ValueError(f"bound must be positive, got {self.lo!r}")
+        if self.inclusive and (self.kind not in ("above", "below") or self.partial is not None):
+            raise ValueError("inclusive applies to above/below rules without partial")
 
     @classmethod
     def above(cls, threshold: float, partial: float | None = None, unit: str = "",
@@ -87,12 +90,12 @@ class Rule:
         ``direction="above"``). The goal itself counts as met."""
         if direction not in ("above", "below"):
             raise ValueError(f"direction must be 'above' or 'below', got {direction!r}")
-        return cls(direction, goal, partial=None, unit=unit, labels=GOAL_VERDICTS + ("goal",))
+        return cls(direction, goal, unit=unit, labels=GOAL_VERDICTS, inclusive=True)
 
     def verdict(self, low: float, high: float) -> str:
         if not low <= high:
             raise ValueError(f"low ({low}) must not exceed high ({high})")
-        ok, mid, bad = self.labels[:3]
+        ok, mid, bad = self.labels
         if self.kind == "within":
             if -self.lo < low and high < self.lo:
                 return ok
@@ -106,7 +109,7 @@ class Rule:
         lo_, hi_ = (low, high) if sign > 0 else (-high, -low)
         t = sign * self.lo
         part = None if self.partial is None else sign * self.partial
-        if self.labels[3:] == ("goal",):  # goals: reaching the goal counts
+        if self.inclusive:  # reaching the threshold counts
             return ok if lo_ >= t else (bad if hi_ < t else mid)
         if lo_ > t:
             return ok
@@ -117,7 +120,7 @@ class Rule:
     @property
     def text(self) -> str:
         """The rule in words, e.g. ``"reproduced if CI low > 0; not if CI high <= 0"``."""
-        ok, mid, bad = self.labels[:3]
+        ok, mid, bad = self.labels
         u = self.unit
         if self.kind == "within":
             b = _fmt(self.lo)
@@ -130,7 +133,7 @@ class Rule:
         t = (f"{self.name} " if self.name else "") + _fmt(self.lo) + u
         gt, le = (">", "<=") if self.kind == "above" else ("<", ">=")
         end, other = ("low", "high") if self.kind == "above" else ("high", "low")
-        if self.labels[3:] == ("goal",):
+        if self.inclusive:
             worse = "<" if self.kind == "above" else ">"
             return f"{ok} if CI {end} {gt}= {t}; {bad} if CI {other} {worse} {t}; {mid} otherwise"
         if self.partial is not None:
