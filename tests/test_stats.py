@@ -155,3 +155,41 @@ def test_summarize_groups_and_two_level():
         stats.summarize(pd.concat([df, df]), "score", by="model", seed_col="seed", image_col="image")
     with pytest.raises(ValueError, match="empty"):
         stats.summarize(df.iloc[:0], "score", by="model")
+
+
+def test_holm_hand_example_and_bonferroni_for_the_smallest():
+    # sorted: 0.005 x4 = 0.02, 0.01 x3 = 0.03, 0.03 x2 = 0.06, 0.04 x1 = 0.04 -> max 0.06
+    adjusted = stats.holm([0.01, 0.04, 0.03, 0.005])
+    np.testing.assert_allclose(adjusted, [0.03, 0.06, 0.06, 0.02], rtol=1e-12)
+    np.testing.assert_allclose(stats.holm([0.01, 0.9]), [0.02, 0.9], rtol=1e-12)
+    np.testing.assert_array_equal(stats.holm([0.5, 0.9]), [1.0, 1.0])  # 2 x 0.5, capped
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        stats.holm([0.2, 1.5])
+
+
+def test_holm_controls_the_familywise_error_rate_under_the_global_null():
+    """Monte Carlo oracle: six true nulls with independent uniform p-values; Holm at 0.05
+    rejects any of them in at most about 5% of families."""
+    rng = np.random.default_rng(0)
+    p = rng.uniform(size=(20000, 6))
+    any_rejected = np.array([(stats.holm(row) <= 0.05).any() for row in p])
+    unadjusted = (p <= 0.05).any(axis=1).mean()
+    assert any_rejected.mean() <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / len(p))
+    assert unadjusted > 0.2  # the uncorrected family errs in ~26% of families
+
+
+def test_bootstrap_pvalue_agrees_with_the_normal_test_and_the_interval():
+    """Oracle: for a mean of 400 normal values the bootstrap p-value is close to the z-test's
+    2 * (1 - Phi(|mean| / se)); and it is below 0.05 iff the 95% interval excludes the null."""
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(1)
+    for shift in (0.0, 0.08, 0.12, 0.2):
+        x = rng.normal(shift, 1.0, 400)
+        z = abs(x.mean()) / (x.std(ddof=1) / np.sqrt(len(x)))
+        p = stats.bootstrap_pvalue(x, 0.0, n_boot=4000)
+        assert abs(p - 2 * (1 - norm.cdf(z))) < 0.02, (shift, p)
+        ci = stats.bootstrap_ci(x, n_boot=4000)
+        excluded = ci.low > 0 or ci.high < 0
+        assert (p < 0.05) == excluded or abs(p - 0.05) < 0.005
+    assert stats.bootstrap_pvalue(np.full(50, 3.0), 1.0) == 2 / 2001

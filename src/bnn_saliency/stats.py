@@ -12,11 +12,15 @@ how many there were (``summarize`` has an ``n_nan`` column).
   interval reflects training-seed variability as well as image variability.
 * :func:`summarize`: a tidy DataFrame (mean, low, high, n) per group.
 * :func:`ratio_ci`: interval of a ratio of two means over the same images.
+* :func:`bootstrap_pvalue` and :func:`holm`: a two-sided bootstrap p-value of a statistic
+  against a threshold, and Holm's step-down adjustment of a family of them (Holm 1979).
 
 References:
     Efron, B., Tibshirani, R. J. (1993). An Introduction to the Bootstrap. Chapman & Hall.
     Owen, A. B. (2007). The pigeonhole bootstrap. Annals of Applied Statistics 1(2), 386-411.
         arXiv:0710.2224.
+    Holm, S. (1979). A simple sequentially rejective multiple test procedure. Scandinavian
+        Journal of Statistics 6(2), 65-70.
     Davison, A. C., Hinkley, D. V. (1997). Bootstrap Methods and their Application, sec. 3.8
         (multi-level / nested data). Cambridge University Press.
 """
@@ -221,6 +225,44 @@ def bootstrap_ci_2level(values, stat: Callable = np.nanmean, n_boot: int = 2000,
             boots.append(stat(v[si[:, :, None], ii], axis=(1, 2)))
         boots = np.concatenate(boots)
     return _interval(point, boots, ci)
+
+
+def bootstrap_pvalue(values, null: float = 0.0, stat: Callable = np.nanmean,
+                     n_boot: int = 2000, seed: int = 0) -> float:
+    """Two-sided bootstrap p-value of ``stat(values)`` against ``null`` (e.g. a claim's
+    threshold): ``(1 + min(#{t* <= null}, #{t* >= null})) * 2 / (n_boot + 1)``, capped at 1,
+    over the bootstrap replicates ``t*`` of :func:`bootstrap_ci` (same resampling, same seed).
+    It is below ``1 - ci`` exactly when the ``ci`` percentile interval excludes ``null`` (up to
+    the +1 that keeps a p-value above 0)."""
+    _check_common(n_boot, 0.95)
+    v = _as_values(values)
+    if v.ndim != 1:
+        raise ValueError(f"values must be 1-D (one value per unit), got shape {v.shape}")
+    rng = np.random.default_rng(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        boots = stat(v[rng.integers(0, len(v), size=(n_boot, len(v)))], axis=1)
+    boots = boots[np.isfinite(boots)]
+    tail = min(np.sum(boots <= null), np.sum(boots >= null))
+    return float(min(1.0, 2.0 * (1 + tail) / (len(boots) + 1)))
+
+
+def holm(pvalues) -> np.ndarray:
+    """Holm's step-down adjusted p-values, in the input order: the i-th smallest of m is
+    multiplied by ``m - i + 1`` (i from 1), made non-decreasing along the sorted order and
+    capped at 1. Rejecting where the adjusted value is <= alpha controls the family-wise error
+    rate at alpha under any dependence."""
+    p = np.asarray(pvalues, dtype=np.float64)
+    if p.ndim != 1 or len(p) == 0:
+        raise ValueError(f"pvalues must be a non-empty 1-D sequence, got shape {p.shape}")
+    if not np.all((p >= 0) & (p <= 1)):
+        raise ValueError(f"p-values must lie in [0, 1], got {p.tolist()}")
+    order = np.argsort(p, kind="stable")
+    m = len(p)
+    adjusted = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    out = np.empty(m)
+    out[order] = adjusted
+    return out
 
 
 def summarize(df, value_col: str, by: str | Sequence[str], stat: Callable = np.nanmean,
