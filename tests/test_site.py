@@ -25,7 +25,6 @@ from __future__ import annotations
 import base64
 import functools
 import http.server
-import json
 import os
 import shutil
 import tempfile
@@ -394,53 +393,10 @@ def page_problems(driver, origin: str, page: str, root: Path = HTML,
     return problems
 
 
-#: Pages whose tables predate the layout checks, with how many overflowing tables and raw
-#: pandas indexes each still has (tests/site_layout_backlog.json). A ratchet: a page may not
-#: get worse, a page off the list must be clean, and a fixed problem must be struck off the
-#: list (so it only shrinks). Every other check (math included) applies to every page.
-LAYOUT_BACKLOG = ROOT / "tests" / "site_layout_backlog.json"
-LAYOUT_KINDS = {"overflow": (" beyond the article", " scrolls sideways", "the page scrolls"),
-                "raw index": (" shows its raw 0..",)}
-
-
-def layout_kind(problem: str) -> str | None:
-    """``"overflow"`` or ``"raw index"`` for a backlog-able layout problem, else None."""
-    for kind, marks in LAYOUT_KINDS.items():
-        if any(mark in problem for mark in marks):
-            return kind
-    return None
-
-
-def backlog_verdict(page: str, problems: list[str], backlog: dict) -> list[str]:
-    """What fails ``page`` given its ``problems`` and the backlog (empty list: it passes)."""
-    allowed = backlog.get(page, {})
-    failing = [p for p in problems if layout_kind(p) is None]
-    for kind in LAYOUT_KINDS:
-        found = [p for p in problems if layout_kind(p) == kind]
-        if len(found) > allowed.get(kind, 0):
-            failing += found
-        elif len(found) < allowed.get(kind, 0):
-            failing.append(f"{kind}: {allowed[kind]} in the backlog, {len(found)} now; lower "
-                           f"{page}'s entry in {LAYOUT_BACKLOG.name}")
-    return failing
-
-
-def test_backlog_verdict_ratchets():
-    wide = "table in #x (\"a b\") extends 9 px beyond the article"
-    index = "pandas table in #y shows its raw 0..3 row index"
-    backlog = {"p.html": {"overflow": 1, "raw index": 1}}
-    assert backlog_verdict("p.html", [wide, index], backlog) == []
-    assert backlog_verdict("p.html", [wide, wide, index], backlog) == [wide, wide]
-    assert "lower p.html's entry" in backlog_verdict("p.html", [wide], backlog)[0]
-    assert backlog_verdict("q.html", [index], backlog) == [index]
-    assert backlog_verdict("p.html", ["untypeset math text: '\\(x\\)'"], backlog) != []
-
-
 @needs_site_test
 @pytest.mark.parametrize("page", PAGES or [pytest.param(None, marks=pytest.mark.skip(reason=NO_SITE))])
 def test_page_in_browser(page, server, browser):
-    backlog = json.loads(LAYOUT_BACKLOG.read_text()) if LAYOUT_BACKLOG.exists() else {}
-    problems = backlog_verdict(page, page_problems(browser, server, page), backlog)
+    problems = page_problems(browser, server, page)
     assert not problems, f"{page}:\n  " + "\n  ".join(problems)
 
 

@@ -144,10 +144,11 @@ def test_verdict_table_layout():
     full = _verdicts([("a", "gradient", 0.05, 0.0, 0.1, "pass"),
                       ("a", "gradcam", 0.4, 0.3, 0.6, "inconclusive")])
     table = ch4.verdict_table({"checkpoint": check, "full": full}, ["gradient", "gradcam"])
-    assert list(table.index) == ["gradient", "gradcam"]
-    assert table.loc["gradcam", ("checkpoint", "a")] == "fail (0.70)"
-    assert table.loc["gradient", ("full", "a")] == "pass (0.05)"
-    assert table.loc["gradcam", ("full", "a")] == "inconclusive (0.40)"
+    assert list(table.index) == [("gradient", "a"), ("gradcam", "a")]
+    assert list(table.columns) == ["checkpoint", "full"]
+    assert table.loc[("gradcam", "a"), "checkpoint"] == "fail (0.70)"
+    assert table.loc[("gradient", "a"), "full"] == "pass (0.05)"
+    assert table.loc[("gradcam", "a"), "full"] == "inconclusive (0.40)"
 
 
 def test_verdict_steps_match_rule():

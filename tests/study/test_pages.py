@@ -166,15 +166,17 @@ def test_cascade_wide_orders_blocks_by_step():
 
 def test_wide_cam_scores():
     index = pd.MultiIndex.from_tuples([("m1", "gradcam"), ("m1", "random"),
-                                       ("m2", "gradcam"), ("m2", "random")],
+                                       ("m2", "gradcam"), ("m2", "random"),
+                                       ("m3", "gradcam"), ("m3", "random")],
                                       names=["model", "method"])
-    table = pd.DataFrame({"average_drop": [10.04, 20.0, 30.0, 40.0],
-                          "average_gain": [1.0, 2.0, 3.0, 4.0]}, index=index)
-    wide = ch06_beyond.wide_cam_scores(table, ["m2", "m1"])
-    assert list(wide.index) == ["m2", "m1"]
-    assert wide.loc["m1", ("gradcam", "average_drop")] == 10.0
-    assert wide.loc["m2", ("random", "average_gain")] == 4.0
-    assert list(wide.columns.get_level_values(0)) == ["gradcam"] * 2 + ["random"] * 2
+    table = pd.DataFrame({"average_drop": [10.04, 20.0, 30.0, 40.0, 5.0, 6.0],
+                          "average_gain": [1.0, 2.0, 3.0, 4.0, 7.0, 8.0]}, index=index)
+    wide = ch06_beyond.wide_cam_scores(table, {"FP": ["m1", "m2"], "BNN": ["m3"]})
+    assert list(wide.index) == ["gradcam", "random"]
+    assert wide.loc["gradcam", ("average_drop", "FP")] == 20.0  # mean of 10.04 and 30, rounded
+    assert wide.loc["random", ("average_gain", "BNN")] == 8.0
+    assert list(wide.columns) == [("average_drop", "FP"), ("average_drop", "BNN"),
+                                  ("average_gain", "FP"), ("average_gain", "BNN")]
 
 
 def test_chapter_six_claim():

@@ -95,12 +95,12 @@ def verdict_cell(row) -> str:
 
 
 def verdict_table(tables: dict[str, pd.DataFrame], methods: Sequence[str]) -> pd.DataFrame:
-    """Verdict cells (:func:`verdict_cell`), rows = ``methods``, columns = (key, model) for
-    each :func:`verdicts` table in ``tables`` (e.g. checkpoint and full randomization)."""
-    return pd.concat(
-        {key: t.assign(v=t.apply(verdict_cell, axis=1)).pivot(index="method", columns="model",
-                                                              values="v")
-         for key, t in tables.items()}, axis=1).loc[list(methods)]
+    """Verdict cells (:func:`verdict_cell`), rows = (method, model) with ``methods`` in order,
+    one column per :func:`verdicts` table in ``tables`` (e.g. checkpoint and full
+    randomization): long rather than wide, so that it fits the page."""
+    cells = {key: t.assign(v=t.apply(verdict_cell, axis=1)).set_index(["method", "model"])["v"]
+             for key, t in tables.items()}
+    return pd.DataFrame(cells).reindex(list(methods), level="method")
 
 
 

@@ -126,12 +126,17 @@ def comparison_phrase(ci: CI) -> str:
 
 
 
-def wide_cam_scores(table: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
-    """The Average Drop / Increase / Gain means (model x method rows) for display: one row
-    per model in ``names`` order, one column per (method, score), rounded to 0.1."""
-    wide = table.round(1).unstack("method").swaplevel(axis=1).sort_index(axis=1)
-    return wide.reindex(list(names))
-
+def wide_cam_scores(table: pd.DataFrame, groups: Mapping[str, Sequence[str]]) -> pd.DataFrame:
+    """The Average Drop / Increase / Gain means (model x method rows) for display: one row per
+    method, one column per (score, group), the mean over the group's models (e.g. ``{"FP":
+    [...], "BNN": [...]}``), rounded to 0.1."""
+    scores = list(table.columns)
+    parts = {(score, group): table.loc[list(models), score].groupby(level="method").mean()
+             for score in scores for group, models in groups.items()}
+    wide = pd.DataFrame(parts).round(1)
+    wide.columns = pd.MultiIndex.from_tuples(list(parts), names=[None, None])
+    wide.index.name = None
+    return wide
 
 
 def step_cis(sanity: pd.DataFrame, models: Sequence[str], method_names: Sequence[str],
