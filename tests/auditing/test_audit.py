@@ -190,3 +190,45 @@ def test_cli_end_to_end_on_a_saved_keras_file(tmp_path, capsys):
     assert (tmp_path / "out" / "report.html").read_text().startswith("<!DOCTYPE html>")
     assert cli.main([str(tmp_path / "missing.keras"), "--images", str(folder)]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_noise_sensitivity_flags_noise_that_changes_the_decision():
+    """Oracle: a model that classifies by the sign of the image mean minus 0.5 flips on noisy
+    copies of images whose mean is within 0.001 of 0.5 at 20% noise (the copies' mean moves
+    by ~0.2 / sqrt(768) = 0.007), never at 0.1% noise."""
+    x_in = keras.Input((SIZE, SIZE, 3))
+    m = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(1, 1, use_bias=False,
+                                                                  kernel_initializer="ones")(x_in))
+    out = keras.layers.Dense(2, kernel_initializer=keras.initializers.Constant([[30., -30.]]),
+                             bias_initializer=keras.initializers.Constant([-45., 45.]))(m)
+    model = keras.Model(x_in, out)
+    x = _images()  # value range ~1, means moved to 0.5 +- 0.001: the noise mean decides
+    near = x - x.mean(axis=(1, 2, 3), keepdims=True) + 0.5 + 0.001 * (-1) ** np.arange(N)[
+        :, None, None, None]
+    near = near.astype(np.float32)
+    (r,) = battery.noise_sensitivity(model, near, np.zeros(N, int), noises=(0.001, 0.2))
+    assert r.verdict == "fail" and r.table.loc["0%", "flip %"] == 0.0, r.table
+    assert "no tested noise level" not in r.advice
+
+
+def test_faithfulness_excess_is_positive_for_a_model_that_reads_one_pixel():
+    """Oracle: the logit depends on one pixel only; the gradient map puts it first, so
+    deletion removes the class at once and insertion restores it at once: its excess over a
+    random map is positive."""
+    x_in = keras.Input((SIZE, SIZE, 3))
+    feat = keras.layers.Conv2D(1, 1, use_bias=False, kernel_initializer="ones",
+                               name="feat")(x_in)
+    w = np.zeros((SIZE * SIZE, 2), np.float32)
+    w[SIZE * 5 + 7, 0] = 20.0
+    out = keras.layers.Dense(2, kernel_initializer=keras.initializers.Constant(w),
+                             bias_initializer=keras.initializers.Constant([-10.0, 0.0]))(
+        keras.layers.Flatten()(feat))
+    model = keras.Model(x_in, out)
+    x = _images() * 0.2
+    x[:, 5, 7, :] = 1.0
+    results = {r.check: r for r in battery.faithfulness_ranking(model, x, np.zeros(N, int),
+                                                                 "feat", n_steps=8)}
+    grad = results["faithfulness/gradient"]
+    assert grad.low > 0 and grad.verdict == "pass", grad
+    assert list(results)[0] in ("faithfulness/gradient", "faithfulness/integrated_gradients",
+                                "faithfulness/smoothgrad")

@@ -9,9 +9,11 @@ classifier, as a report card.
 or from the shell: ``python -m bnn_saliency audit model.keras --cifar10 100 --quick``.
 
 Checks (:mod:`bnn_saliency.auditing.battery`): gradient vs an edge detector; Grad-CAM's blank
-maps and faithfulness at every candidate layer; cascading randomization of the top of the
-network for Gradient, Grad-CAM, guided backprop (and SmoothGrad); binarization awareness
-(straight-through saturation, integrated gradients' completeness).
+maps and faithfulness at every candidate layer; SmoothGrad's noise levels (prediction flips,
+map stability); cascading randomization of the top of the network for Gradient, Grad-CAM,
+guided backprop (and SmoothGrad); the methods' faithfulness against a random map
+(insertion - deletion); binarization awareness (straight-through saturation, integrated
+gradients' completeness).
 """
 
 from __future__ import annotations
@@ -60,15 +62,22 @@ def audit(model, images, labels=None, *, layer: str | None = None, quick: bool =
     steps = [
         ("gradient vs edges", lambda: battery.gradient_vs_edges(net, x, targets)),
         ("Grad-CAM layers", lambda: battery.gradcam_layers(net, x, targets, layers)),
+        ("noise sensitivity", lambda: battery.noise_sensitivity(
+            net, x, targets, noises=(0.02, 0.05, 0.10, 0.20) if quick else
+            (0.01, 0.02, 0.05, 0.10, 0.20, 0.30), seed=seed)),
         ("randomization", None),
+        ("faithfulness", None),
         ("binarization", lambda: battery.binarization(net, x, targets,
                                                       ig_steps=16 if quick else 32)),
     ]
     checks: list[CheckResult] = []
     chosen = layer
     for name, run in tqdm(steps, desc="audit", disable=not progress):
-        if run is None:  # needs the layer the Grad-CAM check recommends
+        if name == "randomization":  # needs the layer the Grad-CAM check recommends
             checks += battery.randomization(net, x, targets, chosen, quick=quick, seed=seed)
+        elif name == "faithfulness":
+            checks += battery.faithfulness_ranking(net, x, targets, chosen,
+                                                   n_steps=8 if quick else 16, seed=seed)
         else:
             checks += run()
         if name == "Grad-CAM layers" and chosen is None:

@@ -251,3 +251,79 @@ def binarization(model, images, targets, *, ig_steps: int = 32) -> list[CheckRes
                  "contributions",
          "n/a": "the logit difference to the baseline is zero on every image"}))
     return out
+
+
+#: Largest acceptable rate of changed predictions among SmoothGrad's noisy copies, in percent.
+FLIP_BOUND = 10.0
+
+
+def noise_sensitivity(model, images, targets, noises=(0.01, 0.02, 0.05, 0.10, 0.20, 0.30),
+                      n_draws: int = 8, seed: int = 0) -> list[CheckResult]:
+    """Which SmoothGrad noise levels explain the same decision? Per noise level, the share of
+    noisy copies whose predicted class differs from the clean image's (flip rate) and the
+    agreement of two independent SmoothGrad maps (Spearman |map|, ``n_draws / 2`` copies each).
+    The recommended range ends at the largest level whose flip rate interval stays below
+    :data:`FLIP_BOUND`; the verdict is on the flip rate at the paper's 20%."""
+    forward = methods.forward(model)
+    clean = np.argmax(np.asarray(forward(images)), axis=1)
+    half = max(1, n_draws // 2)
+    rows, flips = {}, {}
+    for k, noise in enumerate(noises):
+        copies = evaluation.noisy_copies(images, noise, n_draws, seed=seed + k)
+        flat = copies.reshape((-1,) + images.shape[1:])
+        pred = np.argmax(np.asarray(forward(flat)), axis=1).reshape(len(images), n_draws)
+        flips[noise] = np.mean(pred != clean[:, None], axis=1) * 100
+        a, b = (methods.smoothgrad(model, images, targets, noise=noise, n_samples=half,
+                                   seed=1000 + 2 * k + j) for j in (0, 1))
+        stability = _ci(evaluation.spearman_abs(a, b))
+        flip = _ci(flips[noise])
+        rows[f"{noise:.0%}"] = {"flip %": round(flip.point, 1),
+                                "flip % CI": f"[{flip.low:.1f}, {flip.high:.1f}]",
+                                "stability": round(stability.point, 3)}
+    table = pd.DataFrame.from_dict(rows, orient="index").rename_axis("noise")
+    ok = [nz for nz in noises if _ci(flips[nz]).high < FLIP_BOUND]
+    upto = f"noise up to {max(ok):.0%} of the image range" if ok else "no tested noise level"
+    at = 0.20 if 0.20 in flips else max(noises)
+    return [_judged(
+        "smoothgrad_noise", f"Does SmoothGrad at {at:.0%} noise explain the same decision?",
+        f"noisy copies at {at:.0%} that change the prediction (%)", flips[at],
+        rule("below", FLIP_BOUND, " %"),
+        {"pass": f"SmoothGrad's noisy copies keep the prediction; recommended: {upto}",
+         "inconclusive": f"at {at:.0%} some noisy copies change the prediction; "
+                         f"recommended: {upto}",
+         "fail": f"at {at:.0%} noise many copies are classified differently, so SmoothGrad "
+                 f"averages explanations of other decisions; recommended: {upto}"},
+        table=table)]
+
+
+def faithfulness_ranking(model, images, targets, layer: str, *, n_steps: int = 8,
+                         seed: int = 0) -> list[CheckResult]:
+    """Which methods' maps rank the pixels the decision depends on? Per method, insertion AUC
+    minus deletion AUC (blurred image as the reference of both) minus the same for a random
+    map, per image: the excess over chance. One result per method, best first."""
+    suite = {"gradient": methods.configure("gradient"),
+             "smoothgrad": methods.configure("smoothgrad", noise=0.1, n_samples=8),
+             "integrated_gradients": methods.configure("integrated_gradients", steps=16),
+             "gradcam": methods.configure("gradcam", layer)}
+    rng = np.random.default_rng(seed)
+    maps = {m: f(model, images, targets) for m, f in suite.items()}
+    maps["random"] = rng.uniform(size=images.shape[:3])
+
+    def score(m):
+        m = np.abs(m).max(axis=-1) if m.ndim == 4 else m
+        kw = {"n_steps": n_steps, "baseline": "blur", "seed": seed}
+        return (evaluation.insertion_auc(model, images, targets, m, **kw)
+                - evaluation.deletion_auc(model, images, targets, m, **kw))
+
+    scores = {m: score(v) for m, v in maps.items()}
+    out = []
+    for name in suite:
+        label = methods.SETTINGS[name].label
+        out.append(_judged(
+            f"faithfulness/{name}", f"Is {label} more faithful than a random map?",
+            "insertion - deletion AUC, excess over a random map", scores[name] - scores["random"],
+            rule("above", 0.0),
+            {"pass": f"{label} ranks the pixels the decision depends on better than chance",
+             "inconclusive": f"{label} is not clearly more faithful than a random map",
+             "fail": f"{label} is less faithful than a random map on these images"}))
+    return sorted(out, key=lambda r: -r.value if np.isfinite(r.value) else np.inf)
