@@ -43,8 +43,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 #: Modules no memoized computation calls: editing them keeps the cache.
-NOT_COMPUTING = ("models/training.py", "plotting.py", "notebooks.py", "bench.py",
-                 "verdicts.py", "results.py", "records.py")
+NOT_COMPUTING = ("models/training.py", "plotting.py", "notebooks.py", "bench.py")
 
 
 def _study_unit(module: str) -> str | None:
