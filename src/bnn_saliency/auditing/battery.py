@@ -109,14 +109,13 @@ def gradcam_layers(model, images, targets, layers) -> list[CheckResult]:
     from ..methods import cam_parts
 
     parts = cam_parts.gradcam_layers(model, images, targets, layers)
-    forward = methods.forward(model)
     rows, blanks = {}, {}
     for name, p in parts.items():
         blank = cam_parts.blank_maps(p.signed).astype(float) * 100
         variants = cam_parts.cam_variants(p.signed)
-        drop = {v: evaluation.average_drop_increase_gain(forward, images, targets,
-                                                         variants[v])["average_drop"]
-                for v in ("Grad-CAM", "no ReLU", "inverted")}
+        scores = evaluation.cam_faithfulness(
+            model, images, targets, {v: variants[v] for v in ("Grad-CAM", "no ReLU", "inverted")})
+        drop = scores.groupby("variant")["average_drop"].mean()
         blank_ci = _ci(blank)
         blanks[name] = blank
         rows[name] = {"blank %": round(blank_ci.point, 1),
