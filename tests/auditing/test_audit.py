@@ -106,7 +106,7 @@ def test_bnn_is_recognised_and_ig_completeness_fails_there():
     checks = {c.check: c for c in battery.binarization(bnn, x, np.zeros(N, int), ig_steps=16)}
     assert 0 <= checks["ste_saturation"].value <= 100 and checks["ste_saturation"].verdict == "info"
     fp_checks = battery.binarization(residual_fp(), x, np.zeros(N, int), ig_steps=64)
-    assert [c.check for c in fp_checks] == ["ig_completeness"]  # no STE layers
+    assert [c.check for c in fp_checks] == ["ig_completeness", "deeplift_summation"]  # no STE
     # a ReLU network with enough steps is complete to within the bound; the BNN is not
     assert fp_checks[0].high < battery.COMPLETENESS_BOUND
     assert checks["ig_completeness"].low > battery.COMPLETENESS_BOUND
@@ -116,7 +116,7 @@ def test_audit_report_has_every_check_with_intervals_and_verdicts(tmp_path):
     report = bnn_saliency.audit(residual_fp(), _images(), labels=np.arange(N) % 3, quick=True,
                                 progress=False)
     names = [c.check for c in report.checks]
-    assert names[:2] == ["gradient_vs_edges", "gradcam_blank"]
+    assert names[:3] == ["accuracy", "gradient_vs_edges", "gradcam_blank"]
     assert "randomization/gradient" in names and "ig_completeness" in names
     table = report.verdicts
     assert table["verdict"].isin(["pass", "inconclusive", "fail", "info"]).all()
@@ -232,3 +232,77 @@ def test_faithfulness_excess_is_positive_for_a_model_that_reads_one_pixel():
     assert grad.low > 0 and grad.verdict == "pass", grad
     assert list(results)[0] in ("faithfulness/gradient", "faithfulness/integrated_gradients",
                                 "faithfulness/smoothgrad")
+
+
+def centre_blind(seed=0, margin=4):
+    """The output ignores the input's centre: the image and the last features are multiplied
+    by a mask that is zero on the central (SIZE - 2 margin)^2 square."""
+    keras.utils.set_random_seed(seed)
+    mask = np.ones((1, SIZE, SIZE, 1), np.float32)
+    mask[:, margin:-margin, margin:-margin] = 0.0
+    x_in = keras.Input((SIZE, SIZE, 3), name="image")
+    blind = keras.layers.Lambda(lambda z: z * mask, name="mask_input")(x_in)
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv")(blind)
+    x = keras.layers.Lambda(lambda z: z * mask, name="masked_features")(x)
+    out = keras.layers.Dense(3, name="head")(keras.layers.GlobalAveragePooling2D()(x))
+    return keras.Model(x_in, out, name="centre_blind"), margin
+
+
+def test_maps_of_every_audited_method_avoid_the_ignored_centre():
+    model, margin = centre_blind()
+    x, t = _images(), np.arange(N) % 3
+    centre = (slice(None), slice(margin, -margin), slice(margin, -margin))
+    for name, method in battery.method_suite("masked_features").items():
+        maps = np.abs(np.asarray(method(model, x, t)))
+        maps = maps.max(axis=-1) if maps.ndim == 4 else maps
+        assert maps[centre].max() == 0.0, name  # exactly: the centre has no path to the logit
+        assert maps.max() > 0, name
+
+
+def test_deeplift_sums_to_delta_on_fp_and_bnn_but_not_through_a_product():
+    """Oracle: the summation-to-delta axiom (exact for the Rescale rule on elementwise
+    nonlinearities, affine layers, pooling and additions; sign activations included), broken
+    by a multiplicative interaction of two branches, which the rule does not cover."""
+    x, t = _images(), np.zeros(N, int)
+    for model in (residual_fp(), tiny_bnn()):
+        (dl,) = [c for c in battery.binarization(model, x, t, ig_steps=8)
+                 if c.check == "deeplift_summation"]
+        assert dl.high < battery.COMPLETENESS_BOUND and dl.verdict == "pass", (model.name, dl)
+    keras.utils.set_random_seed(1)
+    x_in = keras.Input((SIZE, SIZE, 3))
+    a = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(x_in)
+    b = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(x_in)
+    product = keras.layers.Multiply()([a, b])
+    gated = keras.Model(x_in, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(
+        product)))
+    (dl,) = [c for c in battery.binarization(gated, x, t, ig_steps=8)
+             if c.check == "deeplift_summation"]
+    assert dl.low > battery.COMPLETENESS_BOUND and dl.verdict == "fail", dl
+
+
+def test_accuracy_check_passes_a_model_on_its_own_predictions_and_fails_at_zero():
+    model, x = residual_fp(), _images()
+    predicted = np.argmax(model.predict(x, verbose=0), axis=1)
+    (own,) = battery.accuracy(model, x, predicted)
+    assert own.value == 100.0 and own.verdict == "pass"
+    (wrong,) = battery.accuracy(model, x, (predicted + 1) % 3)
+    assert wrong.value == 0.0 and wrong.verdict == "fail"
+    assert wrong.rule.lo == pytest.approx(200 / 3)  # twice chance for 3 classes
+
+
+def test_every_check_has_a_figure_and_reports_compare_in_a_grid():
+    import matplotlib.pyplot as plt
+
+    from bnn_saliency.auditing import figures
+
+    reports = {name: bnn_saliency.audit(build(), _images(), labels=np.arange(N) % 3,
+                                        quick=True, progress=False)
+               for name, build in (("fp", residual_fp), ("bnn", tiny_bnn))}
+    for check in reports["bnn"].checks:
+        fig = figures.check_figure(check)
+        assert check.verdict in fig.axes[0].get_title()
+        plt.close(fig)
+    grid = figures.verdict_grid(reports)
+    labels = [t.get_text() for t in grid.axes[0].get_yticklabels()]
+    assert "ste_saturation" in labels and "accuracy" in labels  # union of both reports
+    plt.close(grid)

@@ -13,7 +13,8 @@ maps and faithfulness at every candidate layer; SmoothGrad's noise levels (predi
 map stability); cascading randomization of the top of the network for Gradient, Grad-CAM,
 guided backprop (and SmoothGrad); the methods' faithfulness against a random map
 (insertion - deletion); binarization awareness (straight-through saturation, integrated
-gradients' completeness).
+gradients' completeness, DeepLIFT's summation-to-delta); with labels, the accuracy
+against chance first (a model near chance has no decision worth explaining).
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ def audit(model, images, labels=None, *, layer: str | None = None, quick: bool =
     if truth is not None:
         notes.append(f"accuracy on these images: {np.mean(predicted == truth):.1%}")
     layers = candidate_layers(net)
-    steps = [
+    steps = [("accuracy", lambda: battery.accuracy(net, x, truth))] if truth is not None else []
+    steps += [
         ("gradient vs edges", lambda: battery.gradient_vs_edges(net, x, targets)),
         ("Grad-CAM layers", lambda: battery.gradcam_layers(net, x, targets, layers)),
         ("noise sensitivity", lambda: battery.noise_sensitivity(

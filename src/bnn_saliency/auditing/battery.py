@@ -9,7 +9,7 @@ and metrics, so an audit measures exactly what the book measures.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -48,7 +48,6 @@ class CheckResult:
     rule: Rule | None  # None: a measurement reported without a verdict
     advice: str  # what the verdict means for the user
     table: pd.DataFrame | None = None  # details (e.g. one row per candidate layer)
-    figure: object = field(default=None, repr=False)  # a matplotlib figure, or None
 
     @property
     def verdict(self) -> str:
@@ -119,7 +118,8 @@ def gradcam_layers(model, images, targets, layers) -> list[CheckResult]:
         blank_ci = _ci(blank)
         blanks[name] = blank
         rows[name] = {"blank %": round(blank_ci.point, 1),
-                      "blank % CI": f"[{blank_ci.low:.1f}, {blank_ci.high:.1f}]",
+                      "blank % low": round(blank_ci.low, 1),
+                      "blank % high": round(blank_ci.high, 1),
                       "AD Grad-CAM": round(drop["Grad-CAM"], 1),
                       "AD no ReLU": round(drop["no ReLU"], 1),
                       "AD inverted": round(drop["inverted"], 1)}
@@ -142,16 +142,27 @@ def gradcam_layers(model, images, targets, layers) -> list[CheckResult]:
     return [result]
 
 
+#: The settings of the methods the audit judges (randomization and faithfulness checks).
+SMOOTHGRAD = {"noise": 0.1, "n_samples": 8}
+IG_STEPS = 16
+
+
+def method_suite(layer: str, names=("gradient", "smoothgrad", "integrated_gradients",
+                                    "gradcam", "guided_backprop")) -> dict:
+    """The audited methods by name, configured as the audit runs them (Grad-CAM at
+    ``layer``): one call shape ``(model, images, targets) -> maps``."""
+    options = {"smoothgrad": SMOOTHGRAD, "integrated_gradients": {"steps": IG_STEPS}}
+    return {name: (methods.configure(name, layer) if name == "gradcam"
+                   else methods.configure(name, **options.get(name, {}))) for name in names}
+
+
 def randomization(model, images, targets, layer: str, *, quick: bool = False,
                   seed: int = 0) -> list[CheckResult]:
     """Adebayo et al.'s cascading model randomization: re-initialize the logits layer and the
     block below it (batch normalization reset too) and compare each method's maps with the
     trained model's (Spearman of absolute maps). A method passes if its maps change."""
-    suite = {"gradient": methods.configure("gradient"),
-             "gradcam": methods.configure("gradcam", layer),
-             "guided_backprop": methods.configure("guided_backprop")}
-    if not quick:
-        suite["smoothgrad"] = methods.configure("smoothgrad", noise=0.1, n_samples=8)
+    suite = method_suite(layer, ("gradient", "gradcam", "guided_backprop")
+                         + (() if quick else ("smoothgrad",)))
     blocks = evaluation.cascade_blocks(models.randomization_layers_of(model), n_blocks=4)
     run = evaluation.cascading(model, images, targets, suite, blocks[:2],
                                metrics={"Spearman |map|":
@@ -216,7 +227,10 @@ def binarization(model, images, targets, *, ig_steps: int = 32) -> list[CheckRes
     """Binarization awareness. For straight-through sign activations: the fraction of
     pre-activations outside the clip range, where the pseudo-gradient is zero. For every
     model: integrated gradients' completeness error (it holds only where the gradient is the
-    network's true derivative, so a BNN fails it by construction)."""
+    network's true derivative, so a BNN fails it by construction) and DeepLIFT's
+    summation-to-delta error (Rescale rule, Captum's max-pooling rule: its multipliers are
+    finite differences, so it holds for sign activations too, on networks built from
+    elementwise nonlinearities, affine layers, pooling and additions)."""
     from tensorflow import keras
 
     out = []
@@ -249,7 +263,41 @@ def binarization(model, images, targets, *, ig_steps: int = 32) -> list[CheckRes
                  "straight-through binarized networks): read them as a ranking, not as "
                  "contributions",
          "n/a": "the logit difference to the baseline is zero on every image"}))
+    deeplift = methods.deeplift_rescale(model, images, targets, maxpool="rescale")
+    error = methods.relative_completeness_error(model, images, targets, deeplift)
+    out.append(_judged(
+        "deeplift_summation", "Do DeepLIFT attributions sum to the logit change "
+        "(summation-to-delta)?", "relative summation-to-delta error of DeepLIFT (Rescale, "
+        "black baseline)", error, rule("below", COMPLETENESS_BOUND),
+        {"pass": "DeepLIFT (Rescale) attributions add up to the logit difference: on this "
+                 "model they can be read as contributions, binarized layers included",
+         "inconclusive": "DeepLIFT's summation-to-delta holds only roughly: some layer "
+                         "is not covered by the Rescale rule",
+         "fail": "DeepLIFT (Rescale) attributions do not add up to the logit difference: "
+                 "the model has layers the Rescale rule does not cover (e.g. multiplicative "
+                 "gates, normalizations over features); read them as a ranking",
+         "n/a": "the logit difference to the baseline is zero on every image"}))
     return out
+
+
+def accuracy(model, images, truth) -> list[CheckResult]:
+    """Does the model classify these images at all? Accuracy (%) on the audited images
+    against twice the chance level: a saliency map explains a decision, and a model near
+    chance (e.g. untrained, or given wrongly preprocessed images) has none worth explaining."""
+    forward = methods.forward(model)
+    logits = np.asarray(forward(images))
+    chance = 100.0 / logits.shape[1]
+    correct = (np.argmax(logits, axis=1) == np.asarray(truth)) * 100.0
+    return [_judged(
+        "accuracy", "Does the model classify these images better than chance?",
+        "accuracy on the audited images (%)", correct,
+        rule("above", 2 * chance, " %"),
+        {"pass": "the model classifies these images well above chance, so its decisions are "
+                 "worth explaining",
+         "inconclusive": "the model's accuracy here is not clearly above twice chance: check "
+                         "its weights and the images' preprocessing before reading any map",
+         "fail": "the model is near chance on these images (untrained, wrong weights or "
+                 "wrong preprocessing?): its maps explain no learned decision"})]
 
 
 #: Largest acceptable rate of changed predictions among SmoothGrad's noisy copies, in percent.
@@ -277,7 +325,8 @@ def noise_sensitivity(model, images, targets, noises=(0.01, 0.02, 0.05, 0.10, 0.
         stability = _ci(evaluation.spearman_abs(a, b))
         flip = _ci(flips[noise])
         rows[f"{noise:.0%}"] = {"flip %": round(flip.point, 1),
-                                "flip % CI": f"[{flip.low:.1f}, {flip.high:.1f}]",
+                                "flip % low": round(flip.low, 1),
+                                "flip % high": round(flip.high, 1),
                                 "stability": round(stability.point, 3)}
     table = pd.DataFrame.from_dict(rows, orient="index").rename_axis("noise")
     ok = [nz for nz in noises if _ci(flips[nz]).high < FLIP_BOUND]
@@ -300,10 +349,7 @@ def faithfulness_ranking(model, images, targets, layer: str, *, n_steps: int = 8
     """Which methods' maps rank the pixels the decision depends on? Per method, insertion AUC
     minus deletion AUC (blurred image as the reference of both) minus the same for a random
     map, per image: the excess over chance. One result per method, best first."""
-    suite = {"gradient": methods.configure("gradient"),
-             "smoothgrad": methods.configure("smoothgrad", noise=0.1, n_samples=8),
-             "integrated_gradients": methods.configure("integrated_gradients", steps=16),
-             "gradcam": methods.configure("gradcam", layer)}
+    suite = method_suite(layer, ("gradient", "smoothgrad", "integrated_gradients", "gradcam"))
     rng = np.random.default_rng(seed)
     maps = {m: f(model, images, targets) for m, f in suite.items()}
     maps["random"] = rng.uniform(size=images.shape[:3])

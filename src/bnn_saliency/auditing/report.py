@@ -15,9 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .battery import CheckResult
-
-VERDICT_COLORS = {"pass": "#1a7f37", "inconclusive": "#b35900", "fail": "#cf222e",
-                  "info": "#57606a"}
+from .figures import VERDICT_COLORS, check_figure
 
 
 def _number(x: float) -> str:
@@ -105,11 +103,7 @@ class AuditReport:
                 + (f"; rule: {esc(c.rule.text)}" if c.rule else "") + f"</p><p>{esc(c.advice)}</p>")
             if c.table is not None:
                 parts.append(c.table.to_html(classes="table", border=0))
-            if c.figure is not None:
-                buf = io.BytesIO()
-                c.figure.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-                data = base64.b64encode(buf.getvalue()).decode()
-                parts.append(f"<img alt='{esc(c.check)}' src='data:image/png;base64,{data}'>")
+            parts.append(_embedded_png(check_figure(c), c.check))
         style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}"
                  ".badge{color:#fff;padding:0.1em 0.5em;border-radius:0.4em;font-weight:bold}"
                  "table{border-collapse:collapse}td,th{padding:0.2em 0.6em;"
@@ -119,6 +113,16 @@ class AuditReport:
                         f"<style>{style}</style></head><body>" + "".join(parts)
                         + "</body></html>\n")
         return path
+
+
+def _embedded_png(fig, alt: str) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    data = base64.b64encode(buf.getvalue()).decode()
+    return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{data}'>"
 
 
 def _nan_to_none(obj):
