@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from bnn_saliency.data import PROJECT_ROOT
-from bnn_saliency.verdicts import Rule
+from bnn_saliency.verdicts import registered, rule_from_spec
 
 REGISTRY = yaml.safe_load((PROJECT_ROOT / "book" / "claims.yaml").read_text())
 ENTRIES = REGISTRY["claims"]
@@ -51,25 +51,25 @@ def test_every_saved_claim_has_exactly_one_entry_in_its_chapter_and_section():
     assert len(ENTRIES) == len(SAVED), "registry entries without a saved claim"
 
 
-def _rule(spec: dict) -> Rule:
-    kind = spec["kind"]
-    unit = spec.get("unit", "")
-    unit = f" {unit}" if unit and not unit.startswith(" ") else unit
-    if kind == "inside":
-        return Rule.inside(spec["threshold"], spec["hi"], unit=unit)
-    if kind == "within":
-        return Rule.within(spec["threshold"], unit=unit)
-    return getattr(Rule, kind)(spec["threshold"], partial=spec.get("partial"), unit=unit,
-                               name=spec.get("name", ""))
-
-
 @pytest.mark.parametrize("chapter,claim", SAVED, ids=[c["claim"][:40] for _, c in SAVED])
 def test_registered_rule_renders_the_threshold_the_chapter_applied(chapter, claim):
     entry = next(e for e in ENTRIES if (e["chapter"], e["current_claim"]) == (chapter,
                                                                             claim["claim"]))
-    spec = dict(entry["rule"])
+    spec, threshold = entry["rule"], None
     if isinstance(spec["threshold"], str):  # derived from data (e.g. a seed bound)
         saved = claim["threshold"]
-        spec["threshold"] = float(saved.split(spec.get("name", spec["threshold"]), 1)[1]
-                                  .split()[0].rstrip(";"))
-    assert _rule(spec).text == claim["threshold"], entry["id"]
+        threshold = float(saved.split(spec.get("name", spec["threshold"]), 1)[1]
+                          .split()[0].rstrip(";"))
+    assert rule_from_spec(spec, threshold).text == claim["threshold"], entry["id"]
+
+
+def test_a_chapter_judges_a_registered_claim_by_the_registered_rule():
+    entry = next(e for e in ENTRIES if isinstance(e["rule"]["threshold"], (int, float))
+                 and e["rule"]["kind"] == "below")
+    bound = float(entry["rule"]["threshold"])
+    below = registered(entry["id"], "m", (bound - 2, bound - 3, bound - 1))
+    above = registered(entry["id"], "m", (bound + 2, bound + 1, bound + 3))
+    assert below.claim == entry["current_claim"] and below.section == entry["section"]
+    assert (below.verdict, above.verdict) == ("reproduced", "not reproduced")
+    with pytest.raises(KeyError, match="register the claim"):
+        registered("ch99.unregistered", "m", (0, 0, 0))

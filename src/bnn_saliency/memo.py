@@ -43,7 +43,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 #: Modules no memoized computation calls: editing them keeps the cache.
-NOT_COMPUTING = ("models/training.py", "plotting.py", "notebooks.py", "bench.py")
+NOT_COMPUTING = ("models/training.py", "plotting.py", "notebooks.py", "bench.py",
+                 "auditing/figures.py", "auditing/cli.py")
 
 
 def _study_unit(module: str) -> str | None:

@@ -208,6 +208,48 @@ class Claim:
 
 
 
+#: The pre-registered claims registry: every claim's rule, fixed before its result.
+REGISTRY_PATH = RESULTS_DIR.parent / "claims.yaml"
+
+
+def rule_from_spec(spec: dict, threshold: float | None = None) -> Rule:
+    """The :class:`Rule` a registry entry's ``rule`` mapping describes (kind, threshold, hi,
+    partial, unit, name). ``threshold`` replaces a threshold the registry derives from data
+    (a string such as ``seed_bound``)."""
+    value = spec["threshold"] if threshold is None else threshold
+    if isinstance(value, str):
+        raise ValueError(f"the threshold {value!r} is derived from data: pass threshold=")
+    unit = spec.get("unit", "")
+    unit = f" {unit}" if unit and not unit.startswith(" ") else unit
+    kind = spec["kind"]
+    if kind == "inside":
+        return Rule.inside(value, spec["hi"], unit=unit)
+    if kind == "within":
+        return Rule.within(value, unit=unit)
+    return getattr(Rule, kind)(value, partial=spec.get("partial"), unit=unit,
+                               name=spec.get("name", ""))
+
+
+def registry(path: Path = REGISTRY_PATH) -> dict[str, dict]:
+    """The registry's entries by claim id."""
+    import yaml
+
+    return {e["id"]: e for e in yaml.safe_load(Path(path).read_text())["claims"]}
+
+
+def registered(claim_id: str, measure: str, ci, threshold: float | None = None,
+               path: Path = REGISTRY_PATH) -> Claim:
+    """The registered claim ``claim_id`` judged on ``ci = (value, low, high)``: its text,
+    source, section and rule come from the registry, so the chapter cannot apply another."""
+    entries = registry(path)
+    if claim_id not in entries:
+        raise KeyError(f"{claim_id!r} is not in {path}: register the claim (and its rule) "
+                       "before judging it")
+    e = entries[claim_id]
+    return Claim.judged(e["current_claim"], e["source"], measure, ci,
+                        rule_from_spec(e["rule"], threshold), e["section"])
+
+
 def format_ci(ci, digits: int = 3, scale: float = 1.0, suffix: str = "") -> str:
     """``"value [low, high]"`` of a (value, low, high) triple for prose, e.g. ``0.123 [0.1, 0.2]``.
 

@@ -46,8 +46,6 @@ def audit(model, images, labels=None, *, layer: str | None = None, quick: bool =
         progress: a progress bar over the checks (tqdm).
         seed: seed of the randomization check.
     """
-    from tqdm.auto import tqdm
-
     net, note = logits_model(model)
     x = check_images(images, net)
     n_classes = int(net.outputs[0].shape[1])
@@ -74,7 +72,11 @@ def audit(model, images, labels=None, *, layer: str | None = None, quick: bool =
     ]
     checks: list[CheckResult] = []
     chosen = layer
-    for name, run in tqdm(steps, desc="audit", disable=not progress):
+    if progress:
+        from tqdm.auto import tqdm
+
+        steps = tqdm(steps, desc="audit")
+    for name, run in steps:
         if name == "randomization":  # needs the layer the Grad-CAM check recommends
             checks += battery.randomization(net, x, targets, chosen, quick=quick, seed=seed)
         elif name == "faithfulness":

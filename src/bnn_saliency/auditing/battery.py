@@ -48,6 +48,7 @@ class CheckResult:
     rule: Rule | None  # None: a measurement reported without a verdict
     advice: str  # what the verdict means for the user
     table: pd.DataFrame | None = None  # details (e.g. one row per candidate layer)
+    values: np.ndarray | None = None  # the per-image measurements behind the interval
 
     @property
     def verdict(self) -> str:
@@ -62,7 +63,10 @@ class CheckResult:
     def to_dict(self) -> dict:
         out = {"check": self.check, "question": self.question, "measure": self.measure,
                "value": self.value, "low": self.low, "high": self.high,
-               "rule": self.rule.text if self.rule else "", "verdict": self.verdict, "advice": self.advice}
+               "rule": self.rule.text if self.rule else "", "verdict": self.verdict,
+               "advice": self.advice}
+        if self.values is not None:
+            out["values"] = [float(v) for v in self.values]
         if self.table is not None:
             out["table"] = self.table.reset_index().to_dict(orient="records")
         return out
@@ -80,7 +84,7 @@ def _judged(check, question, measure, values, judge: Rule, advice: dict, **extra
     if not np.isfinite(point):
         point = low = high = np.nan
     result = CheckResult(check, question, measure, float(point), float(low), float(high), judge,
-                         "", **extra)
+                         "", values=np.asarray(values, dtype=np.float64), **extra)
     result.advice = (advice.get("n/a", "could not be measured (no defined values)")
                      if not np.isfinite(point) else advice[result.verdict])
     return result
@@ -245,10 +249,10 @@ def binarization(model, images, targets, *, ig_steps: int = 32) -> list[CheckRes
         out.append(CheckResult(
             "ste_saturation", "Where is the straight-through gradient zero?",
             "pre-activations outside the STE clip range (%)", float(point), float(low),
-            float(high), None,
-            f"binarized activations found: on average {point:.0f}% of their pre-activations lie "
-            "outside the clip range, where the straight-through gradient is zero, so gradient "
-            "methods do not see what happens there",
+            float(high), None, values=outside,
+            advice=f"binarized activations found: on average {point:.0f}% of their "
+                   "pre-activations lie outside the clip range, where the straight-through "
+                   "gradient is zero, so gradient methods do not see what happens there",
             table=pd.DataFrame({"binarized": binarized_layers(model)}).rename_axis("layer")))
     ig = methods.integrated_gradients(model, images, targets, steps=ig_steps)
     error = methods.relative_completeness_error(model, images, targets, ig)

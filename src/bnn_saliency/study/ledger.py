@@ -37,7 +37,7 @@ def ledger(results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
 CHAPTER_SHORT = {
     "01_gradient": "1 gradient", "02_smoothgrad": "2 SmoothGrad", "03_gradcam": "3 Grad-CAM",
     "04_sanity_checks": "4 sanity checks", "05_gbp_untrained": "5 GBP untrained",
-    "06_beyond_gradients": "6 IG, DeepLIFT",
+    "06_beyond_gradients": "6 IG, DeepLIFT", "08_audit": "8 audit",
 }
 
 
