@@ -63,6 +63,21 @@ def test_excluded_rows_are_not_checked(env):
         read(env, compute=other_b)
 
 
+def test_a_bounded_share_of_differing_rows_passes_and_more_fails(env):
+    read(env)
+
+    def one_off(idx):  # one of the 2 * len(idx) live rows differs
+        t = table(idx)
+        t.loc[0, "score"] += 5.0
+        return t
+
+    read(env, compute=one_off, sample=5, max_bad_share=0.1)  # 1 of 10 rows: allowed
+    with pytest.raises(records.RecordsError, match="1 of 10 live rows"):
+        read(env, compute=one_off, sample=5, max_bad_share=0.05)
+    with pytest.raises(records.RecordsError):  # a real change moves every row
+        read(env, compute=lambda idx: table(idx, shift=0.1), sample=5, max_bad_share=0.1)
+
+
 def test_stale_inputs_are_refused_and_update_env_rewrites(env, monkeypatch):
     read(env)
     with pytest.raises(records.RecordsError, match="other inputs"):

@@ -95,7 +95,7 @@ def compare(fresh: pd.DataFrame, stored: pd.DataFrame, keys: Sequence[str], valu
 def per_image(name: str, compute: Callable[[np.ndarray], pd.DataFrame], n_images: int, *,
               inputs_fingerprint: str, keys: Sequence[str], value: str = "score",
               sample: int = 4, atol: float = 0.02, rtol: float = 0.02,
-              exclude: dict[str, Sequence] | None = None,
+              exclude: dict[str, Sequence] | None = None, max_bad_share: float = 0.0,
               records_dir: Path = RECORDS_DIR) -> pd.DataFrame:
     """Read (or compute) the records ``name``; see the module docstring.
 
@@ -112,6 +112,8 @@ def per_image(name: str, compute: Callable[[np.ndarray], pd.DataFrame], n_images
         atol, rtol: tolerance of the live check, far above float32 noise on a per-image
             similarity and far below the effects the chapters report.
         exclude: ``column -> values`` of rows the live check skips (say why where used).
+        max_bad_share: share of live rows allowed outside the tolerance (say why where used;
+            e.g. sign activations that flip on float32 noise from one CPU to another).
 
     Returns:
         The records, ``image`` holding indices into the full image set.
@@ -142,7 +144,7 @@ def per_image(name: str, compute: Callable[[np.ndarray], pd.DataFrame], n_images
     for col, values in (exclude or {}).items():
         fresh = fresh[~fresh[col].isin(list(values))]
     bad = compare(fresh, stored[stored["image"].isin(idx)], keys, value, atol, rtol)
-    if len(bad):
+    if len(bad) > max_bad_share * len(fresh):
         raise RecordsError(
             f"{len(bad)} of {len(fresh)} live rows of {name} (images {idx.tolist()}) differ "
             f"from the committed records beyond {atol} + {rtol}|x|:\n"

@@ -37,10 +37,12 @@ from .data import PROJECT_ROOT
 
 RESULTS_DIR = PROJECT_ROOT / "book" / "results"
 UPDATE_ENV = "BNN_SALIENCY_UPDATE_RESULTS"
-#: Default tolerance: far above float32 noise (~1e-6 relative) and the occasional discrete
-#: event it triggers (one prediction or one blank map in 500 images moves a rate by 0.002),
-#: far below the effects the chapters' verdicts rest on.
-ATOL, RTOL = 0.005, 0.01
+#: Default tolerance: far above float32 noise (~1e-6 relative) and the discrete events it
+#: triggers (one prediction or one blank map in 500 images moves a rate by 0.002; on a BNN a
+#: sign activation within float32 noise of 0 flips from one CPU to another and changes that
+#: image's map: BNN means and interval ends moved by up to 3.6% between an Intel Xeon and an
+#: AMD EPYC), far below the effects the chapters' verdicts rest on.
+ATOL, RTOL = 0.01, 0.04
 _NUMBER = re.compile(r"(-?\d+(?:,\d{3})*(?:\.\d+)?(?:[eE][-+]?\d+)?)")
 
 

@@ -151,7 +151,9 @@ def recorded(record: str, scores: Callable, model, images, targets, methods, *ar
     records ``record`` (``None``: compute everything, commit nothing), with ``sample``
     images recomputed live and checked. SmoothGrad rows are not checked live: its noise is
     drawn image after image from one generator, so an image's noise depends on which images
-    precede it."""
+    precede it. On BNNs a sign activation whose input is within float32 noise of 0 flips
+    from one CPU to another and changes that image's map, so up to 1% of the live rows may
+    fall outside the tolerance (seen: 2 of 576 HOG rows of resnet-bnn-s0 on an AMD EPYC)."""
     from ... import records
 
     images, targets = np.asarray(images), np.asarray(targets)
@@ -165,7 +167,7 @@ def recorded(record: str, scores: Callable, model, images, targets, methods, *ar
         record, compute, len(images), sample=sample,
         inputs_fingerprint=records.fingerprint(scores, model, images, targets, methods, args,
                                                kwargs),
-        keys=scores.record_keys, exclude={"method": ["smoothgrad"]})
+        keys=scores.record_keys, exclude={"method": ["smoothgrad"]}, max_bad_share=0.01)
 
 
 
