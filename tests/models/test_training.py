@@ -54,3 +54,15 @@ def test_precision_choice_and_recipe_validation(monkeypatch):
     with pytest.raises(ValueError, match="warmup"):
         train.Recipe(epochs=2, warmup_epochs=2)
     assert "cosine decay to 0 over 15 epochs" in train.Recipe().describe()
+
+
+def test_checkpoint_source_tells_the_original_run_from_a_rerun():
+    shipped = [{"epoch": "1", "test_acc": "0.41"}, {"epoch": "2", "test_acc": "0.52"},
+               {"epoch": "3", "test_acc": "0.60"}]
+    same = shipped[:2]
+    assert train.checkpoint_source("vgg-fp-s1", shipped, same, 2) == \
+        "the training run of vgg-fp-s1"
+    rerun = [{"epoch": "1", "test_acc": "0.40"}, {"epoch": "2", "test_acc": "0.53"}]
+    text = train.checkpoint_source("vgg-fp-s1", shipped, rerun, 2)
+    assert "re-run" in text and "stopped after epoch 2" in text
+    assert "53.00% in the re-run, 52.00% in the original run" in text

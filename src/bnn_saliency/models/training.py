@@ -199,8 +199,12 @@ def _read_log(path: Path) -> list[dict]:
 def train(model: str, seed: int, recipe: Recipe, *, random_labels: bool = False,
           train_subset: int | None = None, out_dir: Path = DATA_OUT,
           run_dir: Path | None = None, precision: str = "auto", suffix: str = "",
-          role: str | None = None) -> dict:
-    """Train one twin; write ``<name>.weights.h5`` and ``<name>.json`` into ``out_dir``."""
+          role: str | None = None, stop_after: int | None = None) -> dict | None:
+    """Train one twin; write ``<name>.weights.h5`` and ``<name>.json`` into ``out_dir``.
+
+    ``stop_after`` ends the run after that epoch of the full schedule without shipping it:
+    the run directory keeps the log and per-epoch weights (used to recover an accuracy-matched
+    checkpoint when the original run's epochs were not kept)."""
     import larq
     import tensorflow as tf
     from tensorflow import keras
@@ -240,7 +244,8 @@ def train(model: str, seed: int, recipe: Recipe, *, random_labels: bool = False,
         ckpt.restore(manager.latest_checkpoint)
         print(f"resumed from {manager.latest_checkpoint} at epoch {int(epoch_var.numpy())}")
     log_path = run_dir / "log.csv"
-    for epoch in range(int(epoch_var.numpy()), recipe.epochs):
+    last_epoch = min(stop_after or recipe.epochs, recipe.epochs)
+    for epoch in range(int(epoch_var.numpy()), last_epoch):
         keras.utils.set_random_seed(seed * 1000 + epoch)  # a resumed run redraws the same
         t0 = time.time()
         hist = net.fit(ds, epochs=1, verbose=0)
@@ -260,6 +265,9 @@ def train(model: str, seed: int, recipe: Recipe, *, random_labels: bool = False,
                           run_dir / "epochs" / f"epoch{epoch + 1:03d}.weights.h5")
         epoch_var.assign(epoch + 1)
         manager.save()
+    if last_epoch < recipe.epochs:
+        print(f"stopped after epoch {last_epoch} of {recipe.epochs}; nothing shipped ({run_dir})")
+        return None
 
     _, test_acc = net.evaluate(x_test, targets(cifar.y_test), batch_size=1000, verbose=0)
     _, train_acc = net.evaluate(data_mod.to_float(x_train), targets(y_train),
@@ -344,6 +352,20 @@ def _accuracy(net, x, y) -> float:
     return float(np.mean(np.argmax(net.predict(x, batch_size=500, verbose=0), 1) == y))
 
 
+def checkpoint_source(fp_name: str, shipped_log: list[dict], run_log: list[dict],
+                      epoch: int) -> str:
+    """Where a checkpoint control comes from: the shipped twin's own run (its logged test
+    accuracies match the run directory's), or a re-run of the same recipe and seed."""
+    shipped = {int(r["epoch"]): float(r["test_acc"]) for r in shipped_log}
+    run = {int(r["epoch"]): float(r["test_acc"]) for r in run_log}
+    if all(shipped.get(e) == acc for e, acc in run.items()):
+        return f"the training run of {fp_name}"
+    original = f"{shipped[epoch]:.2%}" if epoch in shipped else "not logged"
+    return (f"a re-run of {fp_name}'s recipe and seed stopped after epoch {max(run)} (the "
+            f"original run's per-epoch weights were not kept); logged test accuracy after epoch "
+            f"{epoch}: {run[epoch]:.2%} in the re-run, {original} in the original run")
+
+
 def ship_checkpoint_control(fp_name: str, bnn_name: str, out_dir: Path = DATA_OUT,
                             run_dir: Path | None = None, tolerance: float = 0.015) -> dict:
     """Accuracy-matched control from a checkpoint: the epoch of FP twin ``fp_name`` whose
@@ -382,6 +404,7 @@ def ship_checkpoint_control(fp_name: str, bnn_name: str, out_dir: Path = DATA_OU
     record = {**fp, "name": name,
               "role": f"accuracy-matched control for {bnn_name}: {fp_name} after epoch {epoch}",
               "matched_to": bnn_name, "source_twin": fp_name, "checkpoint_epoch": epoch,
+              "checkpoint_source": checkpoint_source(fp_name, fp.get("log", []), log, epoch),
               "candidate_float32_test_accuracy": {str(e): round(a, 4) for e, a in accuracy.items()},
               "epochs": epoch,
               "schedule": f"{fp['schedule']}; stopped after epoch {epoch} (checkpoint)",
@@ -445,6 +468,9 @@ def main(argv=None) -> None:
     parser.add_argument("--out-dir", type=Path, default=DATA_OUT)
     parser.add_argument("--run-dir", type=Path, default=None,
                         help="checkpoints, per-epoch weights and log (default runs/<name>)")
+    parser.add_argument("--stop-after", type=int, default=None, metavar="EPOCH",
+                        help="stop after this epoch of the schedule and ship nothing (keeps "
+                             "the run directory's per-epoch weights)")
     parser.add_argument("--float32-eval-only", action="store_true",
                         help="only re-evaluate the shipped weights in float32 and update the record")
     parser.add_argument("--matched-checkpoint", nargs=2, metavar=("FP_TWIN", "BNN_TWIN"),
@@ -472,7 +498,8 @@ def main(argv=None) -> None:
                     augment=not args.no_augment)
     train(args.model, args.seed, recipe, random_labels=args.random_labels,
           train_subset=args.train_subset, out_dir=args.out_dir, run_dir=args.run_dir,
-          precision=args.precision, suffix=args.suffix, role=args.role)
+          precision=args.precision, suffix=args.suffix, role=args.role,
+          stop_after=args.stop_after)
 
 
 if __name__ == "__main__":
