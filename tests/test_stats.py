@@ -193,3 +193,85 @@ def test_bootstrap_pvalue_agrees_with_the_normal_test_and_the_interval():
         excluded = ci.low > 0 or ci.high < 0
         assert (p < 0.05) == excluded or abs(p - 0.05) < 0.005
     assert stats.bootstrap_pvalue(np.full(50, 3.0), 1.0) == 2 / 2001
+
+
+def test_cross_and_within_pairs_by_hand():
+    assert stats.cross_pairs([0, 1], [0, 1]) == [(0, 1), (1, 0)]
+    assert stats.cross_pairs([0, 0], [1, 2]) == [(0, 1), (0, 2), (0, 1), (0, 2)]
+    assert stats.within_pairs([0, 1, 2]) == [(0, 1), (0, 2), (1, 2)]
+    assert stats.within_pairs([1, 1, 2]) == [(1, 2), (1, 2)]   # equal labels form no pair
+    assert stats.within_pairs([1, 1]) == []
+
+
+def _seed_gap(scores):
+    """Per image: mean over seed pairs minus mean over cross-seed pairs (chapter 1's shape)."""
+    def per_image(drawn):
+        seed = [scores[("fp", i, "fp", j)] for i, j in stats.within_pairs(drawn["fp"])]
+        seed += [scores[("bnn", i, "bnn", j)] for i, j in stats.within_pairs(drawn["bnn"])]
+        cross = [scores[("fp", i, "bnn", j)] for i, j in stats.cross_pairs(drawn["fp"],
+                                                                            drawn["bnn"])]
+        if not seed or not cross:
+            return None
+        return np.mean(seed, axis=0) - np.mean(cross, axis=0)
+    return per_image
+
+
+def _symmetric_scores(rng, n_seeds, n_images, cross_shift):
+    scores = {}
+    for a in ("fp", "bnn"):
+        for b in ("fp", "bnn"):
+            for i in range(n_seeds):
+                for j in range(n_seeds):
+                    base = 0.8 - (cross_shift if a != b else 0.0)
+                    v = base + rng.normal(0, 0.1, n_images)
+                    scores[(a, i, b, j)] = v
+    return scores
+
+
+def test_seeds_images_point_estimate_is_the_hand_computed_seed_gap():
+    rng = np.random.default_rng(0)
+    scores = _symmetric_scores(rng, 3, 50, cross_shift=0.3)
+    point, boots = stats.seeds_images_replicates(_seed_gap(scores), {"fp": [0, 1, 2],
+                                                                     "bnn": [0, 1, 2]}, 50,
+                                                 n_boot=500)
+    seed = [scores[(k, i, k, j)] for k in ("fp", "bnn") for i, j in [(0, 1), (0, 2), (1, 2)]]
+    cross = [scores[("fp", i, "bnn", j)] for i in range(3) for j in range(3) if i != j]
+    assert point == pytest.approx(np.mean(np.mean(seed, 0) - np.mean(cross, 0)), abs=1e-12)
+    assert len(boots) == 500 and np.all(np.isfinite(boots))
+    lo, hi = np.quantile(boots, [0.025, 0.975])
+    assert lo < 0.3 < hi   # covers the built-in shift of 0.3
+
+
+def test_seeds_images_matches_the_crossed_two_level_bootstrap_on_a_per_seed_mean():
+    # A statistic that is a mean of per-seed values: the pair bootstrap must then agree with
+    # the (seeds, images) crossed bootstrap, a second implementation of the same resampling.
+    rng = np.random.default_rng(3)
+    n_seeds, n_images = 8, 200
+    values = rng.normal(0, 1.0, (n_seeds, 1)) + rng.normal(0, 1.0, (n_seeds, n_images))
+    ci = stats.seeds_images_ci(lambda d: values[d["fp"]].mean(axis=0), {"fp": range(n_seeds)},
+                               n_images, n_boot=3000)
+    ref = stats.bootstrap_ci_2level(values, n_boot=3000)
+    assert ci.point == pytest.approx(ref.point, abs=1e-12)
+    assert (ci.high - ci.low) == pytest.approx(ref.high - ref.low, rel=0.15)
+
+
+def test_seeds_images_redraws_and_rejects_impossible_statistics():
+    rng = np.random.default_rng(1)
+    scores = _symmetric_scores(rng, 2, 20, cross_shift=0.2)
+    # two seeds: half the draws repeat one label and have no FP seed pair, yet every
+    # replicate is finite (the BNN pair or a redraw supplies the seed term)
+    _, boots = stats.seeds_images_replicates(_seed_gap(scores), {"fp": [0, 1], "bnn": [0, 1]},
+                                             20, n_boot=200)
+    assert len(boots) == 200 and np.all(np.isfinite(boots))
+    with pytest.raises(ValueError, match="more seeds"):
+        stats.seeds_images_replicates(_seed_gap(scores), {"fp": [0], "bnn": [0]}, 20)
+    with pytest.raises(ValueError, match="must return 20 values"):
+        stats.seeds_images_replicates(lambda d: np.zeros(3), {"fp": [0]}, 20)
+
+
+def test_replicate_pvalue_tails():
+    boots = np.linspace(1.0, 2.0, 99)
+    assert stats.replicate_pvalue(boots, 0.0) == pytest.approx(2 / 100)
+    assert stats.replicate_pvalue(boots, 1.5) == 1.0
+    with pytest.raises(ValueError):
+        stats.replicate_pvalue([np.nan], 0.0)

@@ -10,6 +10,10 @@ how many there were (``summarize`` has an ``n_nan`` column).
   the same images).
 * :func:`bootstrap_ci_2level`: ``values[seeds, images]`` with both factors resampled, so that the
   interval reflects training-seed variability as well as image variability.
+* :func:`seeds_images_replicates` / :func:`seeds_images_ci`: the same two factors for a statistic
+  of *pairs* of models (e.g. FP-s_i vs BNN-s_j, i != j): seed labels are drawn per kind of model,
+  then images, and the statistic is recomputed on the drawn pairs (:func:`cross_pairs`,
+  :func:`within_pairs`).
 * :func:`summarize`: a tidy DataFrame (mean, low, high, n) per group.
 * :func:`ratio_ci`: interval of a ratio of two means over the same images.
 * :func:`bootstrap_pvalue` and :func:`holm`: a two-sided bootstrap p-value of a statistic
@@ -227,6 +231,93 @@ def bootstrap_ci_2level(values, stat: Callable = np.nanmean, n_boot: int = 2000,
     return _interval(point, boots, ci)
 
 
+def cross_pairs(a: Sequence, b: Sequence) -> list[tuple]:
+    """Every (a_i, b_j) of two drawn seed-label sequences with different labels (i != j), with
+    multiplicity: the cross-seed pairs, where both models differ in initialization."""
+    return [(i, j) for i in a for j in b if i != j]
+
+
+def within_pairs(labels: Sequence) -> list[tuple]:
+    """Every unordered pair of draws from one seed-label sequence whose labels differ, with
+    multiplicity: the seed pairs of one kind of model (retraining alone)."""
+    labels = list(labels)
+    return [(labels[p], labels[q]) for p in range(len(labels))
+            for q in range(p + 1, len(labels)) if labels[p] != labels[q]]
+
+
+def seeds_images_replicates(per_image: Callable, seeds: dict[str, Sequence], n_images: int,
+                            n_boot: int = 2000, seed: int = 0) -> tuple[float, np.ndarray]:
+    """Point estimate and bootstrap replicates of a statistic over seeds, then images.
+
+    Each replicate draws every kind's seed labels with replacement (``seeds``, e.g.
+    ``{"fp": [0, 1, 2], "bnn": [0, 1, 2]}``), calls ``per_image(drawn)`` for the per-image values
+    of the statistic on the models of the drawn labels, then draws the images with replacement
+    (the same images for every model: a crossed design) and takes the mean. ``per_image``
+    returns None when the drawn labels cannot form the pairs it needs (e.g. no two distinct
+    seeds for a seed term); that replicate is drawn again. The point estimate uses every seed
+    and every image.
+
+    Returns:
+        ``(point, replicates)``: the mean of ``per_image(seeds)`` and ``n_boot`` replicate means.
+
+    Raises:
+        ValueError: ``per_image`` cannot be computed on all the seeds, or on almost no draw.
+    """
+    _check_common(n_boot, 0.95)
+    labels = {kind: list(v) for kind, v in seeds.items()}
+    full = per_image(labels)
+    if full is None:
+        raise ValueError(f"the statistic cannot be formed from the seeds {labels}: it needs "
+                         "more seeds of some kind (e.g. two for a seed term)")
+    full = np.asarray(full, dtype=np.float64)
+    if full.shape != (n_images,):
+        raise ValueError(f"per_image must return {n_images} values, got shape {full.shape}")
+    rng = np.random.default_rng(seed)
+    cache: dict[tuple, np.ndarray | None] = {}
+    boots, redraws = [], 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        point = float(np.nanmean(full))
+        while len(boots) < n_boot:
+            drawn = {kind: list(rng.choice(v, size=len(v))) for kind, v in labels.items()}
+            key = tuple((kind, tuple(sorted(v))) for kind, v in drawn.items())
+            if key not in cache:
+                values = per_image(drawn)
+                cache[key] = None if values is None else np.asarray(values, dtype=np.float64)
+            if cache[key] is None:
+                redraws += 1
+                if redraws > 50 * n_boot:
+                    raise ValueError("almost no seed draw forms the statistic's pairs")
+                continue
+            boots.append(np.nanmean(cache[key][rng.integers(0, n_images, n_images)]))
+    return point, np.asarray(boots)
+
+
+def seeds_images_ci(per_image: Callable, seeds: dict[str, Sequence], n_images: int,
+                    n_boot: int = 2000, ci: float = 0.95, seed: int = 0) -> CI:
+    """Percentile interval of :func:`seeds_images_replicates` (same arguments).
+
+    Note:
+        With two or three seeds per kind the seed level is coarse (few distinct draws): the
+        interval is a rough guide, but it carries retraining variability that an image-only
+        bootstrap leaves out."""
+    _check_common(n_boot, ci)
+    point, boots = seeds_images_replicates(per_image, seeds, n_images, n_boot, seed)
+    return _interval(point, boots, ci)
+
+
+def replicate_pvalue(replicates, null: float) -> float:
+    """Two-sided bootstrap p-value of a statistic against ``null`` from its replicates:
+    ``(1 + min(#{t* <= null}, #{t* >= null})) * 2 / (n + 1)``, capped at 1 (replicates equal
+    to ``null`` count on both sides)."""
+    boots = np.asarray(replicates, dtype=np.float64)
+    boots = boots[np.isfinite(boots)]
+    if len(boots) == 0:
+        raise ValueError("no finite bootstrap replicates")
+    tail = min(np.sum(boots <= null), np.sum(boots >= null))
+    return float(min(1.0, 2.0 * (1 + tail) / (len(boots) + 1)))
+
+
 def bootstrap_pvalue(values, null: float = 0.0, stat: Callable = np.nanmean,
                      n_boot: int = 2000, seed: int = 0) -> float:
     """Two-sided bootstrap p-value of ``stat(values)`` against ``null`` (e.g. a claim's
@@ -242,9 +333,7 @@ def bootstrap_pvalue(values, null: float = 0.0, stat: Callable = np.nanmean,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         boots = stat(v[rng.integers(0, len(v), size=(n_boot, len(v)))], axis=1)
-    boots = boots[np.isfinite(boots)]
-    tail = min(np.sum(boots <= null), np.sum(boots >= null))
-    return float(min(1.0, 2.0 * (1 + tail) / (len(boots) + 1)))
+    return replicate_pvalue(boots, null)
 
 
 def holm(pvalues) -> np.ndarray:
@@ -322,4 +411,6 @@ def summarize(df, value_col: str, by: str | Sequence[str], stat: Callable = np.n
     return pd.DataFrame(rows)[cols]
 
 
-__all__ = ["CI", "bootstrap_ci", "paired_bootstrap_diff", "bootstrap_ci_2level", "summarize"]
+__all__ = ["CI", "bootstrap_ci", "paired_bootstrap_diff", "bootstrap_ci_2level", "cross_pairs",
+           "within_pairs", "seeds_images_replicates", "seeds_images_ci", "replicate_pvalue",
+           "bootstrap_pvalue", "holm", "summarize"]

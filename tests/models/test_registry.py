@@ -300,6 +300,31 @@ def test_twin_loads_float32_and_predicts_like_the_saved_model(tiny_twin):
     assert model.get_layer(spec.gradcam_layer).output.shape.rank == 4
 
 
+def test_v2_suite_names_load_from_their_own_folder(tiny_twin, tmp_path):
+    name, net, path, record = tiny_twin
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    control = "vgg-fp-s0-at-bnn-acc"
+    fp = build_twin("vgg", "fp", width=4)
+    _randomize_all(fp)
+    fp.save_weights(v2 / f"{control}.weights.h5")
+    (v2 / f"{control}.json").write_text(json.dumps(
+        {"name": control, "family": "vgg", "variant": "fp", "width": 4,
+         "weights_file": f"{control}.weights.h5",
+         "weights_sha256": data_mod.sha256_of(v2 / f"{control}.weights.h5")}))
+    (v2 / "pilot.json").write_text("[]")  # not a twin
+    assert models.available_twins("v2") == [f"v2:{control}"]
+    assert models.available_twins() == [name]   # v1 is data/ itself, unprefixed
+    x = np.random.default_rng(2).uniform(0, 1, (2, 32, 32, 3)).astype(np.float32)
+    loaded = models.load(f"v2:{control}")
+    assert_float32_close(loaded(x).numpy(), fp(x, training=False).numpy(), depth=7)
+    assert models.get_spec(f"v1:{name}").variant == "bnn"
+    with pytest.raises(FileNotFoundError, match="ONLY=vgg-bnn-s0 bash scripts/train_v2.sh"):
+        models.load("v2:vgg-bnn-s0")
+    with pytest.raises(ValueError, match="suite"):
+        models.available_twins("v3")
+
+
 def test_twin_corrupted_weights_raise_checksum_error(tiny_twin):
     name, _, path, _ = tiny_twin
     raw = bytearray(path.read_bytes())

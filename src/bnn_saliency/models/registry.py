@@ -34,7 +34,13 @@ MODES = ("twins", "imagenet")
 TWIN_WEIGHTS_DIR = data_mod.PROJECT_ROOT / "data"  # tests monkeypatch this
 
 
-TWIN_NAME_RE = re.compile(r"^(vgg|resnet)-(fp|binw|bina|bnn)-s(\d+)(-randlabels)?$")
+#: ``[suite:]<family>-<variant>-s<seed>[-randlabels][-at-bnn-acc | -narrow]``. The suite prefix
+#: picks the folder: ``v1:`` (or none) is ``data/``, ``v2:`` is the twins-v2 suite ``data/v2/``
+#: (the chapters move to it one by one). ``-at-bnn-acc`` and ``-narrow`` are accuracy-matched
+#: FP controls (a checkpoint of the FP twin, a narrower FP network).
+TWIN_NAME_RE = re.compile(r"^(?:(v1|v2):)?(vgg|resnet)-(fp|binw|bina|bnn)-s(\d+)(-randlabels)?"
+                          r"(-at-bnn-acc|-narrow)?$")
+SUITE_DIRS = {"v1": "", "v2": "v2"}  # suite -> folder under TWIN_WEIGHTS_DIR
 
 
 TWIN_DEFAULT_WIDTH = 64
@@ -128,8 +134,25 @@ IMAGENET_SPECS: dict[str, ModelSpec] = {
 IMAGENET_NAMES: tuple[str, ...] = tuple(IMAGENET_SPECS)
 
 
+def _parse_twin(name: str):
+    """``(suite, family, variant, seed, randlabels, control)`` of a twin name (None if not one)."""
+    m = TWIN_NAME_RE.match(name) if isinstance(name, str) else None
+    if m is None:
+        return None
+    suite, family, variant, seed, rand, control = m.groups()
+    return suite or "v1", family, variant, int(seed), bool(rand), control or ""
+
+
+def _twin_dir(name: str) -> Path:
+    return Path(TWIN_WEIGHTS_DIR) / SUITE_DIRS[_parse_twin(name)[0]]
+
+
+def _file_stem(name: str) -> str:
+    return name.split(":", 1)[-1]
+
+
 def _twin_record_path(name: str) -> Path:
-    return Path(TWIN_WEIGHTS_DIR) / f"{name}.json"
+    return _twin_dir(name) / f"{_file_stem(name)}.json"
 
 
 def _read_record(name: str) -> dict | None:
@@ -140,8 +163,9 @@ def _read_record(name: str) -> dict | None:
 
 
 def _retrain_hint(name: str, record: dict | None) -> str:
-    m = TWIN_NAME_RE.match(name)
-    family, variant, seed, rand = m.groups()
+    suite, family, variant, seed, rand, control = _parse_twin(name)
+    if suite == "v2":
+        return f"ONLY={_file_stem(name)} bash scripts/train_v2.sh"
     cmd = f"python -m bnn_saliency.models.training --model {family}-{variant} --seed {seed}"
     if rand:
         cmd += " --random-labels"
@@ -161,7 +185,7 @@ def _twin_weights_path(name: str) -> Path:
             f"twin {name!r} has no provenance record {_twin_record_path(name)}. Fetch the "
             f"shipped weights (`git lfs pull`, or re-clone with git-lfs installed) or train it: "
             f"`{_retrain_hint(name, None)}`.")
-    path = Path(TWIN_WEIGHTS_DIR) / record.get("weights_file", f"{name}.weights.h5")
+    path = _twin_dir(name) / record.get("weights_file", f"{_file_stem(name)}.weights.h5")
     if not path.is_file():
         raise FileNotFoundError(
             f"weights file {path} for twin {name!r} is missing. Fetch it with `git lfs pull` "
@@ -179,7 +203,7 @@ def _twin_weights_path(name: str) -> Path:
 
 def _twin_spec(name: str) -> ModelSpec:
 
-    family, variant, _, _ = TWIN_NAME_RE.match(name).groups()
+    _, family, variant, _, _, _ = _parse_twin(name)
     record = _read_record(name)
     width = int(record.get("width", TWIN_DEFAULT_WIDTH)) if record else TWIN_DEFAULT_WIDTH
     if record and (record.get("family"), record.get("variant")) != (family, variant):
@@ -204,24 +228,29 @@ def _twin_spec(name: str) -> ModelSpec:
 
 def _twin_sort_key(name: str):
 
-    family, variant, seed, rand = TWIN_NAME_RE.match(name).groups()
-    return (FAMILIES.index(family), bool(rand), VARIANTS.index(variant), int(seed))
+    suite, family, variant, seed, rand, control = _parse_twin(name)
+    return (suite, FAMILIES.index(family), rand, VARIANTS.index(variant), seed, control)
 
 
-def available_twins() -> list[str]:
-    """Twin names whose provenance record and weights file are in ``data/`` (not hash-checked;
-    :func:`load` checks), ordered by family, labels, variant (fp, binw, bina, bnn), seed."""
-    folder = Path(TWIN_WEIGHTS_DIR)
+def available_twins(suite: str = "v1") -> list[str]:
+    """Twin names whose provenance record and weights file are in the suite's folder
+    (``data/`` for ``"v1"``, bare names; ``data/v2/`` for ``"v2"``, names prefixed ``v2:``), not
+    hash-checked (:func:`load` checks), ordered by family, labels, variant (fp, binw, bina,
+    bnn), seed, control."""
+    if suite not in SUITE_DIRS:
+        raise ValueError(f"suite must be one of {sorted(SUITE_DIRS)}, got {suite!r}")
+    folder = Path(TWIN_WEIGHTS_DIR) / SUITE_DIRS[suite]
+    prefix = "" if suite == "v1" else f"{suite}:"
     names = []
     for path in folder.glob("*.json") if folder.is_dir() else []:
-        name = path.stem
+        name = prefix + path.stem
         if not TWIN_NAME_RE.match(name):
             continue
         try:
             record = json.loads(path.read_text())
         except ValueError:
             continue
-        if (folder / record.get("weights_file", f"{name}.weights.h5")).is_file():
+        if (folder / record.get("weights_file", f"{path.stem}.weights.h5")).is_file():
             names.append(name)
     return sorted(names, key=_twin_sort_key)
 
@@ -239,12 +268,13 @@ def get_spec(name: str) -> ModelSpec:
     """
     if name in IMAGENET_SPECS:
         return IMAGENET_SPECS[name]
-    if isinstance(name, str) and TWIN_NAME_RE.match(name):
+    if _parse_twin(name):
         return _twin_spec(name)
     raise KeyError(
         f"unknown model {name!r}. ImageNet nets: {', '.join(IMAGENET_NAMES)}. Twins with shipped "
-        f"weights: {', '.join(available_twins()) or 'none yet'}. Twin names follow "
-        "<vgg|resnet>-<fp|binw|bina|bnn>-s<seed>[-randlabels].")
+        f"weights: {', '.join(available_twins() + available_twins('v2')) or 'none yet'}. Twin "
+        "names follow [v2:]<vgg|resnet>-<fp|binw|bina|bnn>-s<seed>[-randlabels]"
+        "[-at-bnn-acc|-narrow].")
 
 
 def _build_spec(spec: ModelSpec, weights, seed: int | None = None):
