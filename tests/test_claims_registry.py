@@ -67,9 +67,37 @@ def test_a_chapter_judges_a_registered_claim_by_the_registered_rule():
     entry = next(e for e in ENTRIES if isinstance(e["rule"]["threshold"], (int, float))
                  and e["rule"]["kind"] == "below")
     bound = float(entry["rule"]["threshold"])
-    below = registered(entry["id"], "m", (bound - 2, bound - 3, bound - 1))
-    above = registered(entry["id"], "m", (bound + 2, bound + 1, bound + 3))
+    extra = {"replicates": [bound - 1] * 99, "matched": "not shipped"}
+    below = registered(entry["id"], "m", (bound - 2, bound - 3, bound - 1), **extra)
+    above = registered(entry["id"], "m", (bound + 2, bound + 1, bound + 3), **extra)
     assert below.claim == entry["current_claim"] and below.section == entry["section"]
     assert (below.verdict, above.verdict) == ("reproduced", "not reproduced")
+    assert below.claim_id == entry["id"] and below.to_dict()["claim_id"] == entry["id"]
     with pytest.raises(KeyError, match="register the claim"):
         registered("ch99.unregistered", "m", (0, 0, 0))
+
+
+def test_primary_claims_carry_a_p_value_and_fp_vs_bnn_claims_their_matched_verdict():
+    entry = next(e for e in ENTRIES if e["id"] == "ch01.gradient_alike")
+    assert entry["family"] == "primary" and entry["rule"] == {"kind": "below", "threshold": 0.1}
+    ci = (0.05, 0.03, 0.07)
+    # 99 replicates all below the threshold: the two-sided p-value is 2 / 100
+    claim = registered(entry["id"], "gap", ci, interval="seeds>images",
+                       replicates=[0.05] * 99, matched=(0.12, 0.11, 0.13))
+    assert claim.p_value == pytest.approx(0.02) and claim.interval == "seeds>images"
+    assert claim.verdict == "reproduced"
+    assert claim.matched == {"value": 0.12, "low": 0.11, "high": 0.13,
+                             "verdict": "not reproduced"}   # judged by the same rule
+    missing = registered(entry["id"], "gap", ci, replicates=[0.05], matched="no BNN seed 1")
+    assert missing.matched == {"missing": "no BNN seed 1"}
+    with pytest.raises(ValueError, match="replicates"):
+        registered(entry["id"], "gap", ci, matched="x")
+    with pytest.raises(ValueError, match="accuracy_matched"):
+        registered(entry["id"], "gap", ci, replicates=[0.05])
+    own = next(e for e in ENTRIES if e["family"] == "own" and not any(
+        c["name"] == "accuracy_matched" for c in e.get("contrasts", [])))
+    with pytest.raises(ValueError, match="no accuracy_matched"):
+        registered(own["id"], "m", ci, threshold=0.1, matched=(0, 0, 0))
+    plain = registered(own["id"], "m", ci, threshold=0.1)
+    assert set(plain.to_dict()) == {"claim", "source", "measure", "value", "low", "high",
+                                    "threshold", "verdict", "section", "claim_id"}

@@ -28,7 +28,6 @@ import json
 import math
 import os
 import re
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -196,7 +195,7 @@ class Record:
         unknown = set(timings) - {r.claim for r in rows}
         if unknown:
             raise KeyError(f"timings names no claim of this chapter: {sorted(unknown)}")
-        self._claims = [_plain(asdict(r)) for r in rows]
+        self._claims = [_plain(r.to_dict()) for r in rows]
         self._timings = set(timings)
 
     def payload(self) -> dict:

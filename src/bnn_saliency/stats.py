@@ -118,6 +118,11 @@ def _scalar(x):
     return float(x) if x.ndim == 0 else x
 
 
+def percentile_interval(point, replicates, ci: float = 0.95) -> CI:
+    """The percentile interval of bootstrap ``replicates`` around ``point`` (NaNs ignored)."""
+    return _interval(point, np.asarray(replicates, dtype=np.float64), ci)
+
+
 def _interval(point, boots: np.ndarray, ci: float) -> CI:
     alpha = (1.0 - ci) / 2.0
     with warnings.catch_warnings():
@@ -413,4 +418,4 @@ def summarize(df, value_col: str, by: str | Sequence[str], stat: Callable = np.n
 
 __all__ = ["CI", "bootstrap_ci", "paired_bootstrap_diff", "bootstrap_ci_2level", "cross_pairs",
            "within_pairs", "seeds_images_replicates", "seeds_images_ci", "replicate_pvalue",
-           "bootstrap_pvalue", "holm", "summarize"]
+           "percentile_interval", "bootstrap_pvalue", "holm", "summarize"]

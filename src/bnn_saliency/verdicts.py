@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -171,6 +171,15 @@ class Claim:
         threshold: the rule stated before the result, e.g. "CI low > 0.5".
         verdict: one of :data:`VERDICTS`.
         section: label of the section that measured it (for links), e.g. "sec-gradient".
+        claim_id: its id in the claims registry (``book/claims.yaml``), for registered claims.
+        interval: what the interval resamples (``"seeds>images"``, ``"images"``).
+        p_value: two-sided bootstrap p-value against the threshold (primary claims; the
+            ledger Holm-adjusts the primary family).
+        matched: the same contrast with the accuracy-matched FP controls in place of the FP
+            twins, judged by the same rule: ``{"value", "low", "high", "verdict"}``, or
+            ``{"missing": why}`` when the shipped models cannot form it.
+
+    The last four are left out of :meth:`to_dict` while unset.
     """
 
     claim: str
@@ -182,6 +191,20 @@ class Claim:
     threshold: str
     verdict: str
     section: str
+    claim_id: str = ""
+    interval: str = ""
+    p_value: float | None = None
+    matched: dict | None = None
+
+    def to_dict(self) -> dict:
+        """The claim as saved in ``book/results`` (unset registry fields left out)."""
+        out = {k: getattr(self, k) for k in ("claim", "source", "measure", "value", "low",
+                                             "high", "threshold", "verdict", "section")}
+        for key, unset in (("claim_id", ""), ("interval", ""), ("p_value", None),
+                           ("matched", None)):
+            if getattr(self, key) != unset:
+                out[key] = getattr(self, key)
+        return out
 
     @classmethod
     def judged(cls, claim: str, source: str, measure: str, ci, rule: Rule, section: str,
@@ -237,17 +260,57 @@ def registry(path: Path = REGISTRY_PATH) -> dict[str, dict]:
     return {e["id"]: e for e in yaml.safe_load(Path(path).read_text())["claims"]}
 
 
+def _needs_matched(entry: dict) -> bool:
+    return any(c.get("name") == "accuracy_matched" and c.get("available", True)
+               for c in entry.get("contrasts", []))
+
+
 def registered(claim_id: str, measure: str, ci, threshold: float | None = None,
-               path: Path = REGISTRY_PATH) -> Claim:
+               path: Path = REGISTRY_PATH, *, interval: str = "", replicates=None,
+               matched=None) -> Claim:
     """The registered claim ``claim_id`` judged on ``ci = (value, low, high)``: its text,
-    source, section and rule come from the registry, so the chapter cannot apply another."""
+    source, section and rule come from the registry, so the chapter cannot apply another.
+
+    Args:
+        interval: what ``ci`` resamples (``"seeds>images"``, ``"images"``), saved with it.
+        replicates: the bootstrap replicates behind ``ci``; required for a primary claim,
+            whose p-value against the threshold they give (:func:`stats.replicate_pvalue`).
+        matched: for an entry with an ``accuracy_matched`` contrast, required: the contrast's
+            ``(value, low, high)`` (judged by the same rule) or, when the shipped models cannot
+            form it, a string saying why.
+    """
+    from .stats import replicate_pvalue
+
     entries = registry(path)
     if claim_id not in entries:
         raise KeyError(f"{claim_id!r} is not in {path}: register the claim (and its rule) "
                        "before judging it")
     e = entries[claim_id]
-    return Claim.judged(e["current_claim"], e["source"], measure, ci,
-                        rule_from_spec(e["rule"], threshold), e["section"])
+    rule = rule_from_spec(e["rule"], threshold)
+    claim = Claim.judged(e["current_claim"], e["source"], measure, ci, rule, e["section"])
+    p_value = None
+    if e.get("family") == "primary":
+        if replicates is None:
+            raise ValueError(f"{claim_id} is a primary claim: pass its bootstrap replicates "
+                             "so that its p-value can enter the Holm family")
+        if rule.kind not in ("above", "below"):
+            raise ValueError(f"{claim_id}: a primary rule must be above/below, not {rule.kind}")
+        p_value = replicate_pvalue(replicates, rule.lo)
+    matched_record = None
+    if _needs_matched(e):
+        if matched is None:
+            raise ValueError(f"{claim_id} registers an accuracy_matched contrast: pass its "
+                             "(value, low, high), or a string saying why it cannot be formed")
+        if isinstance(matched, str):
+            matched_record = {"missing": matched}
+        else:
+            value, low, high = (float(c) for c in matched)
+            matched_record = {"value": value, "low": low, "high": high,
+                              "verdict": rule.verdict(low, high)}
+    elif matched is not None:
+        raise ValueError(f"{claim_id} registers no accuracy_matched contrast")
+    return replace(claim, claim_id=claim_id, interval=interval, p_value=p_value,
+                   matched=matched_record)
 
 
 def format_ci(ci, digits: int = 3, scale: float = 1.0, suffix: str = "") -> str:
@@ -261,6 +324,17 @@ def format_ci(ci, digits: int = 3, scale: float = 1.0, suffix: str = "") -> str:
     return f"{v:.{digits}f}{suffix} [{lo:.{digits}f}{suffix}, {hi:.{digits}f}{suffix}]"
 
 
+def matched_text(matched: dict | None) -> str:
+    """The accuracy-matched contrast of a claim in one cell: ``"partly: 0.120 [0.110, 0.130]"``,
+    ``"missing: <why>"``, or ``""`` where the claim has none."""
+    if not matched:
+        return ""
+    if "missing" in matched:
+        return f"missing: {matched['missing']}"
+    return (f"{matched['verdict']}: {matched['value']:.3f} "
+            f"[{matched['low']:.3f}, {matched['high']:.3f}]")
+
+
 def table(claims: list[Claim]):
     """The claims for display at the end of a chapter: the verdict first (coloured), the
     measurement as one ``value [95% CI]`` column, the rule last, no row numbers.
@@ -269,6 +343,15 @@ def table(claims: list[Claim]):
     rows = [{"verdict": c.verdict, "claim": c.claim, "source": c.source, "measure": c.measure,
              "value [95% CI]": f"{c.value:.3f} [{c.low:.3f}, {c.high:.3f}]",
              "threshold": c.threshold} for c in claims]
+    if any(c.matched for c in claims):  # registered FP-vs-BNN claims: the matched control
+        for row, c in zip(rows, claims):
+            row["accuracy-matched"] = matched_text(c.matched)
+    if any(c.interval for c in claims):
+        for row, c in zip(rows, claims):
+            row["interval over"] = c.interval
+    if any(c.p_value is not None for c in claims):
+        for row, c in zip(rows, claims):
+            row["p (unadjusted)"] = "" if c.p_value is None else f"{c.p_value:.3g}"
     colour = (lambda v: f"background-color: {VERDICT_COLORS[v]}; color: white; "
               "font-weight: bold" if v in VERDICT_COLORS else "")
     return (pd.DataFrame(rows).style.hide(axis="index")
@@ -278,7 +361,11 @@ def table(claims: list[Claim]):
 def verdict_lines(claims: list[Claim]) -> str:
     """One line per claim, ``verdict: claim``: the part of a claims table that is the same on
     every machine (nbval compares it; the numbers are checked by :mod:`bnn_saliency.results`)."""
-    return "\n".join(f"{c.verdict}: {c.claim}" for c in claims)
+    def matched(c):
+        if not c.matched:
+            return ""
+        return f" (accuracy-matched: {c.matched.get('verdict', 'missing')})"
+    return "\n".join(f"{c.verdict}{matched(c)}: {c.claim}" for c in claims)
 
 
 def save(chapter: str, claims: list[Claim], results_dir: Path = RESULTS_DIR) -> Path:

@@ -139,3 +139,24 @@ def test_twin_table_accuracy_first_indexed_by_name(tmp_path):
     assert table.loc["vgg-fp-s0", "variant"] == "fp" and table.loc["vgg-fp-s0", "train min"] == 2.0
     html = table.to_html()
     assert "<th>twin</th>" in html and "<th>0</th>" not in html  # named rows, no RangeIndex
+
+
+def test_primary_claims_holm_adjust_the_family_with_p_1_for_tests_not_yet_rerun(tmp_path):
+    registry = tmp_path / "claims.yaml"
+    entries = [{"id": f"ch0{i}.c", "chapter": f"0{i}_x", "current_claim": f"claim {i}",
+                "family": "primary", "paper_claim": i} for i in (1, 2, 3)]
+    entries.append({"id": "ch04.s", "chapter": "04_x", "current_claim": "other",
+                    "family": "secondary"})
+    import yaml
+    registry.write_text(yaml.safe_dump({"claims": entries}))
+    _save(tmp_path, "01_x", claim="claim 1", claim_id="ch01.c", p_value=0.01,
+          matched={"value": 0.1, "low": 0.0, "high": 0.2, "verdict": "partly"})
+    _save(tmp_path, "02_x", claim="claim 2", claim_id="ch02.c", p_value=0.02,
+          matched={"missing": "no seed 1"})
+    _save(tmp_path, "03_x", claim="claim 3")   # a v1 result: no p-value
+    table = ledger.primary_claims(tmp_path, registry)
+    assert table["claim id"].tolist() == ["ch01.c", "ch02.c", "ch03.c"]
+    assert table["accuracy-matched"].tolist() == ["partly", "missing", "not run"]
+    # Holm over (0.01, 0.02, 1): 3 * 0.01, max(2 * 0.02, 0.03), 1
+    assert table["p (Holm)"].tolist() == pytest.approx([0.03, 0.04, 1.0])
+    assert table["protocol"].iloc[2].startswith("v1")

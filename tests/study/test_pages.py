@@ -80,10 +80,36 @@ def test_resnet_sentence():
         "the ResNet twins are not shipped, so this check is skipped")
 
 
-def test_claim_carries_interval_and_section():
-    c = ch01_gradient.claim("c", "s", "m", (0.5, 0.25, 0.75), verdicts.Rule.above(0.2))
-    assert (c.value, c.low, c.high, c.verdict) == (0.5, 0.25, 0.75, "reproduced")
-    assert c.section == "sec-gradient"
+def test_v2_claims_are_registered_cross_seed_and_carry_the_matched_control():
+    from bnn_saliency.study.common import Suite
+
+    suite = Suite({"fp": {0: "fp0", 1: "fp1"}, "bnn": {0: "bnn0", 1: "bnn1"},
+                   "control": {0: "c0", 1: "c1"}})
+    same_kind = {("fp0", "fp1"): 0.9, ("bnn0", "bnn1"): 0.7, ("c0", "c1"): 0.8}
+    cross = {("fp0", "bnn1"): 0.6, ("fp1", "bnn0"): 0.4, ("c0", "bnn1"): 0.3, ("c1", "bnn0"): 0.3}
+    edges = {(n, "edge"): 0.1 for n in suite.names()}
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 0.01, 40)
+    def table(metric, pairs):
+        return pd.DataFrame([{"metric": metric, "pair": f"{a} vs {b}", "image": i,
+                              "score": v + noise[i]} for (a, b), v in pairs.items()
+                             for i in range(40)])
+    sims = table(ch01_gradient.MAIN_METRIC, {**same_kind, **cross, **edges})
+    signed = table("Spearman signed", {**same_kind, **cross})
+    rows, cis = ch01_gradient.v2_claims(suite, sims, signed, 40)
+    assert [r.claim_id for r in rows] == ["ch01.gradient_alike", "ch01.gradient_beyond_edges",
+                                          "ch01.gradient_alike_signed"]   # no ResNet pair
+    # seed pairs (0.9 + 0.7) / 2 minus cross-seed pairs (0.6 + 0.4) / 2
+    assert cis["gap"].point == pytest.approx(0.3, abs=1e-9)
+    # with two seeds a replicate's seed draw gives a gap of 0.1 (FP [0, 0], BNN [0, 1]),
+    # 0.3 or 0.5 (FP [0, 1], BNN [0, 0]): the interval spans the seed level, not just images
+    assert cis["gap"].low == pytest.approx(0.1, abs=0.01)
+    assert cis["gap"].high == pytest.approx(0.5, abs=0.01) and rows[0].verdict == "partly"
+    assert rows[0].interval == "seeds>images" and 0 < rows[0].p_value <= 1
+    # controls: seed pairs (0.8 + 0.7) / 2 minus control-vs-BNN 0.3
+    assert cis["gap_matched"].point == pytest.approx(0.45, abs=1e-9)
+    assert rows[0].matched["value"] == pytest.approx(0.45, abs=1e-9)
+    assert cis["edge_margin"].point == pytest.approx(0.5 - 0.1, abs=1e-9)
 
 
 # --- chapter 6 ---------------------------------------------------------------------------

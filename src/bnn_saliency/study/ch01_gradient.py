@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 from ..stats import CI, bootstrap_ci, paired_bootstrap_diff
-from ..verdicts import Claim, Rule, format_ci
+from ..verdicts import Claim, format_ci, registered
+from .common import PairScores, Suite
 
 #: The chapter's main measure: Spearman rank correlation of the absolute maps.
 MAIN_METRIC = "Spearman |map|"
@@ -104,7 +105,78 @@ def similarity_figure(summary: pd.DataFrame):
     return fig
 
 
-def claim(text: str, source: str, measure: str, ci: CI, rule: Rule) -> Claim:
-    """A claim of this chapter (section ``sec-gradient``) measured by the interval ``ci`` and judged
-    by ``rule`` (which also states the threshold)."""
-    return Claim.judged(text, source, measure, ci, rule, "sec-gradient")
+
+V1_SEED_PAIRS = [("v1:vgg-fp-s0", "v1:vgg-fp-s1"), ("v1:vgg-bnn-s0", "v1:vgg-bnn-s1")]
+V1_RESNET = [("v1:resnet-fp-s0", "v1:resnet-bnn-s0")]
+
+
+def v2_pairs(suite: Suite) -> dict[str, list[tuple[str, str]]]:
+    """The chapter's pairs: the twins-v2 contrasts (cross-seed FP vs BNN first), the
+    accuracy-matched controls, and from the v1 suite the ResNet pair with its borrowed seed
+    baseline and the ablations (v2 trains no counterparts yet)."""
+    resnet = [n for pair in V1_RESNET for n in pair]
+    return {
+        "FP vs BNN (cross-seed)": suite.cross_pairs("fp", "bnn"),
+        "FP vs BNN (same seed)": suite.same_seed_pairs("fp", "bnn"),
+        "seed baseline": suite.seed_pairs("fp") + suite.seed_pairs("bnn"),
+        "control vs BNN (cross-seed)": suite.cross_pairs("control", "bnn"),
+        "control seed baseline": suite.seed_pairs("control"),
+        "ResNet FP vs BNN (v1)": V1_RESNET,
+        "v1 seed baseline": V1_SEED_PAIRS,
+        "ablation (v1)": [(a, b) for a in ("v1:vgg-fp-s0", "v1:vgg-bnn-s0")
+                          for b in ("v1:vgg-binw-s0", "v1:vgg-bina-s0")],
+        "edge baseline": [(n, "edge") for n in suite.names() + resnet],
+    }
+
+
+def v2_claims(suite: Suite, sims: pd.DataFrame, signed: pd.DataFrame,
+              n_images: int) -> tuple[list[Claim], dict]:
+    """The chapter's four registered claims (``ch01.*`` in book/claims.yaml) and the
+    intervals behind them (name -> CI, or a string saying why it cannot be formed):
+    ``cross`` and ``seed`` (the mean similarity of the cross-seed FP-vs-BNN pairs and of the
+    seed pairs), ``gap``, ``edge_margin``, ``signed_gap`` and ``resnet_gap``.
+
+    FP-vs-BNN statistics use cross-seed pairs and the seeds>images bootstrap; each is repeated
+    with the accuracy-matched controls in place of the FP twins (``<name>_matched``). The
+    ResNet claim keeps v1's design (one seed, borrowed v1 VGG seed baseline, image bootstrap).
+    """
+    abs_scores = PairScores(sims, MAIN_METRIC)
+    signed_scores = PairScores(signed, "Spearman signed")
+    def mean_of(pairs):
+        return lambda a: (lambda d: abs_scores.mean(pairs(a, d)))
+    statistics = {
+        "cross": mean_of(lambda a, d: suite.cross_pairs(a, "bnn", d)),
+        "seed": mean_of(lambda a, d: suite.seed_pairs(a, d) + suite.seed_pairs("bnn", d)),
+        "gap": lambda a: suite.seed_gap(abs_scores, a),
+        "edge_margin": lambda a: suite.cross_margin(abs_scores,
+                                                    lambda n: abs_scores(n, "edge"), a),
+        "signed_gap": lambda a: suite.seed_gap(signed_scores, a),
+    }
+    cis, replicates = {}, {}
+    for key, statistic in statistics.items():
+        for suffix, a in (("", "fp"), ("_matched", "control")):
+            result = suite.bootstrap(statistic(a), n_images, a=a)
+            if isinstance(result, str):
+                cis[key + suffix] = result
+            else:
+                cis[key + suffix], replicates[key + suffix] = result
+    if isinstance(cis["gap"], str):
+        raise RuntimeError(f"the primary contrast cannot be formed: {cis['gap']}")
+    resnet = pair_labels(V1_RESNET)
+    if set(resnet) <= set(sims["pair"]):
+        cis["resnet_gap"] = gap_ci(sims, pair_labels(V1_SEED_PAIRS), resnet)
+    rows = [
+        registered("ch01.gradient_alike", "seed gap: Spearman(|map|) of seed pairs minus "
+                   "cross-seed FP-vs-BNN pairs", cis["gap"], interval="seeds>images",
+                   replicates=replicates["gap"], matched=cis["gap_matched"]),
+        registered("ch01.gradient_beyond_edges", "cross-seed FP-vs-BNN Spearman(|map|) minus "
+                   "map-vs-edge-map Spearman", cis["edge_margin"], interval="seeds>images",
+                   matched=cis["edge_margin_matched"]),
+        registered("ch01.gradient_alike_signed", "seed gap of signed Spearman (cross-seed)",
+                   cis["signed_gap"], interval="seeds>images", matched=cis["signed_gap_matched"]),
+    ]
+    if "resnet_gap" in cis:
+        rows.append(registered(
+            "ch01.gradient_alike_resnet", "v1 VGG seed-pair Spearman(|map|) minus ResNet "
+            "FP-vs-BNN Spearman(|map|)", cis["resnet_gap"], interval="images"))
+    return rows, cis

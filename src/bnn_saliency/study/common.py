@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import data, models
+from .. import data, models, stats
 
 KIND_LABELS = {"fp": "FP", "bnn": "BNN", "binw": "binary weights", "bina": "binary activations",
                "imagenet-fp": "FP", "imagenet-bnn": "BNN"}
@@ -184,19 +184,24 @@ def _with_preprocessing(spec: models.ModelSpec, net):
     return flat
 
 
-def twin_study(n_images: int, seed: int = 0, note: str | None = None) -> Study:
+def twin_study(n_images: int, seed: int = 0, note: str | None = None,
+               pairs: dict[str, list[tuple[str, str]]] | None = None) -> Study:
     """The shipped twins on the class panel (first 10 images) plus a seeded test subset.
 
-    Pairs whose twins are not shipped are left out; FP vs BNN (seed 0) is required.
+    ``pairs`` (default :data:`TWIN_PAIRS`, the v1 twins) name the models to load. Pairs whose
+    twins are not shipped are left out; the first group is required.
     """
     cifar = data.load_cifar10()
-    shipped = set(models.chapter_models("twins")) | {"edge"}
+    wanted = TWIN_PAIRS if pairs is None else pairs
+    shipped = set(models.chapter_models("twins")) | set(models.available_twins("v2")) | {"edge"}
+    shipped |= {f"v1:{n}" for n in models.chapter_models("twins")}
+    first = next(iter(wanted))
     pairs = {group: [p for p in group_pairs if set(p) <= shipped]
-             for group, group_pairs in TWIN_PAIRS.items()}
+             for group, group_pairs in wanted.items()}
     pairs = {group: p for group, p in pairs.items() if p}
-    if "FP vs BNN" not in pairs:
-        raise FileNotFoundError("the twins vgg-fp-s0 and vgg-bnn-s0 are not shipped in data/: "
-                                "run scripts/train_all.sh")
+    if first not in pairs:
+        raise FileNotFoundError(f"none of the {first} pairs {wanted[first]} is shipped in data/: "
+                                "train the twins (scripts/train_all.sh, scripts/train_v2.sh)")
     needed = {n for group_pairs in pairs.values() for p in group_pairs for n in p} - {"edge"}
     nets = {n: models.load(n) for n in sorted(needed, key=_twin_order)}
     idx = np.concatenate([data.cifar10_panel(cifar, seed), data.cifar10_subset(cifar, n_images, seed)])
@@ -242,6 +247,147 @@ def load_study(n_images: int, seed: int = 0, mode: str | None = None) -> Study:
     return twin_study(n_images, seed, note=note)
 
 
+def suite_study(n_images: int, pairs, seed: int = 0, mode: str | None = None):
+    """``(study, suite)`` of a chapter on the twins-v2 suite, whose pairs ``pairs(suite)``
+    names, or (``BNN_SALIENCY_MODELS=imagenet``) on the paper's ten networks with all their
+    pairs, falling back to the twins with a one-line note when ImageNet weights cannot be
+    obtained."""
+    mode, note = models.resolve_mode(mode)
+    if mode == "imagenet":
+        study = imagenet_study(n_images, note=note)
+        return study, Suite.imagenet(list(study.models))
+    suite = Suite.shipped()
+    return twin_study(n_images, seed, note=note, pairs=pairs(suite)), suite
+
+
 def _twin_order(name: str) -> tuple:
-    family, variant = name.split("-")[:2]
-    return (family != "vgg", ["fp", "binw", "bina", "bnn"].index(variant), name)
+    suite, _, bare = name.rpartition(":")
+    family, variant = bare.split("-")[:2]
+    return (suite == "v1", family != "vgg", ["fp", "binw", "bina", "bnn"].index(variant),
+            "at-bnn-acc" in bare, name)
+
+
+class PairScores:
+    """Per-image scores of model pairs from a long table (columns metric, pair ``"a vs b"``,
+    image, score; :func:`bnn_saliency.evaluation.pairwise_similarity`), looked up by the two
+    model names in either order."""
+
+    def __init__(self, table, metric: str):
+        sel = table[table["metric"] == metric]
+        if sel.empty:
+            raise KeyError(f"no {metric!r} scores in the table (has {sorted(set(table['metric']))})")
+        wide = sel.pivot(index="image", columns="pair", values="score")
+        self.metric = metric
+        self._by_pair = {tuple(label.split(" vs ")): wide[label].to_numpy() for label in wide}
+
+    def __call__(self, a: str, b: str) -> np.ndarray:
+        if (a, b) in self._by_pair:
+            return self._by_pair[(a, b)]
+        if (b, a) in self._by_pair:
+            return self._by_pair[(b, a)]
+        raise KeyError(f"no {self.metric!r} scores for the pair {a} vs {b}")
+
+    def mean(self, pairs) -> np.ndarray | None:
+        """Per image, the mean score over ``pairs`` (None if there are none)."""
+        pairs = list(pairs)
+        return np.mean([self(a, b) for a, b in pairs], axis=0) if pairs else None
+
+
+@dataclass(frozen=True)
+class Suite:
+    """The models of each kind an FP-vs-BNN statistic is drawn from, by label.
+
+    Twins (:meth:`shipped`, the twins-v2 VGG suite in ``data/v2/``): kinds ``fp``, ``bnn`` and
+    ``control`` (the FP twin's checkpoint at the accuracy of the BNN of the same seed), each
+    labelled by its training seed. The labels are shared across kinds, so FP-vs-BNN contrasts
+    use cross-seed pairs (seed i vs seed j, i != j): both sides then differ in initialization
+    and data order. ImageNet (:meth:`imagenet`): the paper's five FP and five BNN networks,
+    labelled by position; no label is shared, so every FP x BNN pair is a cross pair and the
+    "seed" term is the same-kind pairs across architectures. Every statistic is a function of
+    the drawn labels (:func:`bnn_saliency.stats.seeds_images_replicates`).
+    """
+
+    members: dict[str, dict[int, str]]  # kind -> {label: model name}
+    shared_labels: bool = True
+
+    TWIN_NAMES = {"fp": "v2:vgg-fp-s{}", "bnn": "v2:vgg-bnn-s{}",
+                  "control": "v2:vgg-fp-s{}-at-bnn-acc"}
+
+    @classmethod
+    def shipped(cls) -> "Suite":
+        available = set(models.available_twins("v2"))
+        members = {kind: {s: pattern.format(s) for s in range(10)
+                          if pattern.format(s) in available}
+                   for kind, pattern in cls.TWIN_NAMES.items()}
+        if not members["fp"] or not members["bnn"]:
+            raise FileNotFoundError("the twins-v2 suite needs an FP and a BNN twin in data/v2/ "
+                                    "(v2:vgg-fp-s<seed>, v2:vgg-bnn-s<seed>): run "
+                                    "scripts/train_v2.sh")
+        return cls(members)
+
+    @classmethod
+    def imagenet(cls, names) -> "Suite":
+        kinds = {"fp": [n for n in names if models.get_spec(n).kind == "imagenet-fp"],
+                 "bnn": [n for n in names if models.get_spec(n).kind == "imagenet-bnn"],
+                 "control": []}
+        return cls({k: dict(enumerate(v)) for k, v in kinds.items()}, shared_labels=False)
+
+    @property
+    def seeds(self) -> dict[str, tuple[int, ...]]:
+        return {kind: tuple(m) for kind, m in self.members.items()}
+
+    def name(self, kind: str, label: int) -> str:
+        return self.members[kind][label]
+
+    def names(self, kinds=("fp", "bnn", "control")) -> list[str]:
+        return [n for k in kinds for n in self.members[k].values()]
+
+    def cross_pairs(self, a: str = "fp", b: str = "bnn", drawn=None) -> list[tuple[str, str]]:
+        drawn = drawn or self.seeds
+        labels = (stats.cross_pairs(drawn[a], drawn[b]) if self.shared_labels
+                  else [(i, j) for i in drawn[a] for j in drawn[b]])
+        return [(self.name(a, i), self.name(b, j)) for i, j in labels]
+
+    def same_seed_pairs(self, a: str = "fp", b: str = "bnn") -> list[tuple[str, str]]:
+        if not self.shared_labels:
+            return []
+        return [(self.name(a, s), self.name(b, s)) for s in self.members[a]
+                if s in self.members[b]]
+
+    def seed_pairs(self, kind: str, drawn=None) -> list[tuple[str, str]]:
+        drawn = drawn or self.seeds
+        return [(self.name(kind, i), self.name(kind, j))
+                for i, j in stats.within_pairs(drawn[kind])]
+
+    def seed_gap(self, scores: PairScores, a: str = "fp"):
+        """``per_image(drawn)``: the mean score of the seed pairs (kind ``a`` and BNN) minus
+        that of the cross-seed pairs ``a``-s_i vs BNN-s_j; None if either is empty."""
+        def per_image(drawn):
+            seed = self.seed_pairs(a, drawn) + self.seed_pairs("bnn", drawn)
+            cross = self.cross_pairs(a, "bnn", drawn)
+            if not seed or not cross:
+                return None
+            return scores.mean(seed) - scores.mean(cross)
+        return per_image
+
+    def cross_margin(self, scores: PairScores, reference, a: str = "fp"):
+        """``per_image(drawn)``: the mean score of the cross-seed pairs minus the mean of
+        ``reference(name)`` (a per-image array) over the drawn models of kinds ``a`` and BNN."""
+        def per_image(drawn):
+            cross = self.cross_pairs(a, "bnn", drawn)
+            if not cross:
+                return None
+            names = [self.name(k, s) for k in (a, "bnn") for s in drawn[k]]
+            return scores.mean(cross) - np.mean([reference(n) for n in names], axis=0)
+        return per_image
+
+    def bootstrap(self, per_image, n_images: int, a: str = "fp", seed: int = 0):
+        """``(CI, replicates)`` of ``per_image`` over seeds of kinds ``a`` and BNN, then
+        images; a string saying why instead, when the shipped seeds cannot form it."""
+        kinds = {k: self.seeds[k] for k in (a, "bnn")}
+        try:
+            point, boots = stats.seeds_images_replicates(per_image, kinds, n_images, seed=seed)
+        except ValueError:
+            shipped = ", ".join(f"{k} {list(v)}" for k, v in kinds.items())
+            return f"too few seeds shipped to form it ({shipped})"
+        return stats.percentile_interval(point, boots), boots

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..verdicts import VERDICT_COLORS, VERDICTS, load_all
 from ..results import RESULTS_DIR
+from ..stats import holm
+from ..verdicts import REGISTRY_PATH, VERDICT_COLORS, VERDICTS, load_all, registry
 
 # where each chapter lives in the book, for links from the ledger
 CHAPTER_DOCS = {
@@ -107,6 +108,34 @@ def ledger_markdown(results_dir: Path = RESULTS_DIR) -> str:
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return header + "\n".join(lines)
+
+
+def primary_claims(results_dir: Path = RESULTS_DIR,
+                   registry_path: Path = REGISTRY_PATH) -> pd.DataFrame:
+    """The registry's primary family (the paper's claims 1-6), one row each: its verdict, the
+    accuracy-matched verdict beside it, the unadjusted bootstrap p-value against the threshold
+    and the Holm-adjusted one (alpha 0.05 over the family).
+
+    A primary test whose saved claim carries no p-value (its chapter has not been re-run on
+    the v2 protocol yet) enters the family with p = 1, as the registry prescribes."""
+    entries = [e for e in registry(registry_path).values() if e["family"] == "primary"]
+    saved = load_all(results_dir)
+    rows = []
+    for e in sorted(entries, key=lambda e: e["paper_claim"]):
+        hit = [c for c in saved if c.get("claim_id") == e["id"]] or [
+            c for c in saved if (c["chapter"], c["claim"]) == (e["chapter"], e["current_claim"])]
+        c = hit[0] if hit else {}
+        matched = c.get("matched") or {}
+        rows.append({
+            "paper claim": e["paper_claim"], "claim id": e["id"],
+            "verdict": c.get("verdict", "not run"),
+            "accuracy-matched": matched.get("verdict", "missing" if matched else "not run"),
+            "p": c.get("p_value"),
+            "protocol": "v2 (registered)" if "p_value" in c else "v1 (p = 1 in the family)",
+        })
+    table = pd.DataFrame(rows)
+    table["p (Holm)"] = holm(table["p"].fillna(1.0).to_numpy())
+    return table
 
 
 def verdict_counts(results_dir: Path = RESULTS_DIR) -> pd.DataFrame:

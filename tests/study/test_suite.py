@@ -1,0 +1,54 @@
+"""study.common.Suite and PairScores: the pairs each kind of contrast uses (cross-seed for the
+twins, all pairs across architectures on ImageNet) and the seed gap against a hand computation."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bnn_saliency.study.common import PairScores, Suite
+
+TWINS = Suite({"fp": {0: "fp0", 1: "fp1"}, "bnn": {0: "bnn0", 1: "bnn1"},
+               "control": {0: "c0"}})
+
+
+def _table(scores: dict[tuple[str, str], list[float]], metric="m") -> pd.DataFrame:
+    return pd.DataFrame([{"metric": metric, "pair": f"{a} vs {b}", "image": i, "score": v}
+                         for (a, b), values in scores.items() for i, v in enumerate(values)])
+
+
+def test_twin_pairs_are_cross_seed_and_imagenet_pairs_are_all_combinations():
+    assert TWINS.cross_pairs() == [("fp0", "bnn1"), ("fp1", "bnn0")]
+    assert TWINS.same_seed_pairs() == [("fp0", "bnn0"), ("fp1", "bnn1")]
+    assert TWINS.seed_pairs("fp") == [("fp0", "fp1")] and TWINS.seed_pairs("control") == []
+    assert TWINS.cross_pairs("control", "bnn") == [("c0", "bnn1")]
+    nets = Suite({"fp": {0: "A", 1: "B"}, "bnn": {0: "X", 1: "Y"}, "control": {}},
+                 shared_labels=False)
+    assert nets.cross_pairs() == [("A", "X"), ("A", "Y"), ("B", "X"), ("B", "Y")]
+    assert nets.same_seed_pairs() == [] and nets.seed_pairs("bnn") == [("X", "Y")]
+
+
+def test_pair_scores_look_up_either_order_and_name_a_missing_pair():
+    scores = PairScores(_table({("fp0", "bnn1"): [0.1, 0.2]}), "m")
+    assert scores("bnn1", "fp0").tolist() == [0.1, 0.2]
+    assert scores.mean([]) is None
+    with pytest.raises(KeyError, match="fp0 vs bnn0"):
+        scores("fp0", "bnn0")
+    with pytest.raises(KeyError, match="no 'other' scores"):
+        PairScores(_table({("a", "b"): [0.0]}), "other")
+
+
+def test_seed_gap_matches_the_hand_computation_and_reports_what_cannot_be_formed():
+    table = _table({("fp0", "fp1"): [0.9, 0.7], ("bnn0", "bnn1"): [0.5, 0.3],
+                    ("fp0", "bnn1"): [0.2, 0.4], ("fp1", "bnn0"): [0.6, 0.0],
+                    ("c0", "bnn1"): [0.1, 0.1]})
+    scores = PairScores(table, "m")
+    gap = TWINS.seed_gap(scores)(TWINS.seeds)
+    # seed pairs mean (0.7, 0.5) minus cross-seed mean (0.4, 0.2)
+    np.testing.assert_allclose(gap, [0.3, 0.3], atol=1e-12)
+    ci, replicates = TWINS.bootstrap(TWINS.seed_gap(scores), 2)
+    assert ci.point == pytest.approx(0.3) and len(replicates) == 2000
+    # the control has one seed: its seed term has only the BNN pair, cross only c0 vs bnn1
+    matched = TWINS.seed_gap(scores, "control")(TWINS.seeds)
+    np.testing.assert_allclose(matched, [0.5 - 0.1, 0.3 - 0.1], atol=1e-12)
+    lonely = Suite({"fp": {0: "fp0"}, "bnn": {0: "bnn0"}, "control": {}})
+    assert "too few seeds" in lonely.bootstrap(lonely.seed_gap(scores), 2)
