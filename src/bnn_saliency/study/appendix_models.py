@@ -12,7 +12,7 @@ from ..data import PROJECT_ROOT
 WEIGHTS_DIR = PROJECT_ROOT / "data"
 
 
-V2_DIR = WEIGHTS_DIR / "v2"  # the twins-v2 suite (in training; the chapters still use v1)
+V2_DIR = WEIGHTS_DIR / "v2"  # the twins-v2 suite (in training; chapter 1 uses it)
 
 
 PILOT_FILE = V2_DIR / "pilot.json"
