@@ -343,15 +343,11 @@ def table(claims: list[Claim]):
     rows = [{"verdict": c.verdict, "claim": c.claim, "source": c.source, "measure": c.measure,
              "value [95% CI]": f"{c.value:.3f} [{c.low:.3f}, {c.high:.3f}]",
              "threshold": c.threshold} for c in claims]
-    if any(c.matched for c in claims):  # registered FP-vs-BNN claims: the matched control
-        for row, c in zip(rows, claims):
-            row["accuracy-matched"] = matched_text(c.matched)
-    if any(c.interval for c in claims):
-        for row, c in zip(rows, claims):
-            row["interval over"] = c.interval
-    if any(c.p_value is not None for c in claims):
-        for row, c in zip(rows, claims):
-            row["p (unadjusted)"] = "" if c.p_value is None else f"{c.p_value:.3g}"
+    for row, c in zip(rows, claims):  # registered claims: in the rule's cell, no extra columns
+        extra = [f"accuracy-matched: {matched_text(c.matched)}" if c.matched else "",
+                 f"interval over {c.interval}" if c.interval else "",
+                 f"p = {c.p_value:.3g} (unadjusted)" if c.p_value is not None else ""]
+        row["threshold"] = "; ".join([row["threshold"]] + [e for e in extra if e])
     colour = (lambda v: f"background-color: {VERDICT_COLORS[v]}; color: white; "
               "font-weight: bold" if v in VERDICT_COLORS else "")
     return (pd.DataFrame(rows).style.hide(axis="index")
