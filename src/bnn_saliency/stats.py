@@ -250,52 +250,69 @@ def within_pairs(labels: Sequence) -> list[tuple]:
             for q in range(p + 1, len(labels)) if labels[p] != labels[q]]
 
 
-def seeds_images_replicates(per_image: Callable, seeds: dict[str, Sequence], n_images: int,
-                            n_boot: int = 2000, seed: int = 0) -> tuple[float, np.ndarray]:
-    """Point estimate and bootstrap replicates of a statistic over seeds, then images.
+def seeds_images_bootstrap(prepare: Callable, seeds: dict[str, Sequence], n_images: int,
+                           n_boot: int = 2000, seed: int = 0) -> tuple[float, np.ndarray]:
+    """Point estimate and bootstrap replicates of any statistic over seeds, then images.
 
     Each replicate draws every kind's seed labels with replacement (``seeds``, e.g.
-    ``{"fp": [0, 1, 2], "bnn": [0, 1, 2]}``), calls ``per_image(drawn)`` for the per-image values
-    of the statistic on the models of the drawn labels, then draws the images with replacement
-    (the same images for every model: a crossed design) and takes the mean. ``per_image``
-    returns None when the drawn labels cannot form the pairs it needs (e.g. no two distinct
-    seeds for a seed term); that replicate is drawn again. The point estimate uses every seed
-    and every image.
+    ``{"fp": [0, 1, 2], "bnn": [0, 1, 2]}``) and calls ``prepare(drawn)``, which returns
+    ``statistic(images) -> float`` on the models of the drawn labels, or None when they cannot
+    form the pairs it needs (that replicate is drawn again); then it draws ``n_images`` image
+    indices with replacement (the same images for every model: a crossed design) and evaluates
+    the statistic on them. The point estimate uses every seed and every image. For statistics
+    that are not means of per-image values (an arg-max of a mean curve, a ratio of means).
 
     Returns:
-        ``(point, replicates)``: the mean of ``per_image(seeds)`` and ``n_boot`` replicate means.
+        ``(point, replicates)``.
 
     Raises:
-        ValueError: ``per_image`` cannot be computed on all the seeds, or on almost no draw.
+        ValueError: the statistic cannot be formed on all the seeds, or on almost no draw.
     """
     _check_common(n_boot, 0.95)
     labels = {kind: list(v) for kind, v in seeds.items()}
-    full = per_image(labels)
+    full = prepare(labels)
     if full is None:
         raise ValueError(f"the statistic cannot be formed from the seeds {labels}: it needs "
                          "more seeds of some kind (e.g. two for a seed term)")
-    full = np.asarray(full, dtype=np.float64)
-    if full.shape != (n_images,):
-        raise ValueError(f"per_image must return {n_images} values, got shape {full.shape}")
     rng = np.random.default_rng(seed)
-    cache: dict[tuple, np.ndarray | None] = {}
+    cache: dict[tuple, Callable | None] = {}
     boots, redraws = [], 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        point = float(np.nanmean(full))
+        point = float(full(np.arange(n_images)))
         while len(boots) < n_boot:
             drawn = {kind: list(rng.choice(v, size=len(v))) for kind, v in labels.items()}
             key = tuple((kind, tuple(sorted(v))) for kind, v in drawn.items())
             if key not in cache:
-                values = per_image(drawn)
-                cache[key] = None if values is None else np.asarray(values, dtype=np.float64)
+                cache[key] = prepare(drawn)
             if cache[key] is None:
                 redraws += 1
                 if redraws > 50 * n_boot:
                     raise ValueError("almost no seed draw forms the statistic's pairs")
                 continue
-            boots.append(np.nanmean(cache[key][rng.integers(0, n_images, n_images)]))
+            boots.append(float(cache[key](rng.integers(0, n_images, n_images))))
     return point, np.asarray(boots)
+
+
+def seeds_images_replicates(per_image: Callable, seeds: dict[str, Sequence], n_images: int,
+                            n_boot: int = 2000, seed: int = 0) -> tuple[float, np.ndarray]:
+    """:func:`seeds_images_bootstrap` of a mean over images: ``per_image(drawn)`` gives the
+    per-image values of the statistic on the models of the drawn labels (None when they cannot
+    form its pairs), and each replicate averages them over the drawn images.
+
+    Returns:
+        ``(point, replicates)``: the mean of ``per_image(seeds)`` and ``n_boot`` replicate means.
+    """
+    def prepare(drawn):
+        values = per_image(drawn)
+        if values is None:
+            return None
+        values = np.asarray(values, dtype=np.float64)
+        if values.shape != (n_images,):
+            raise ValueError(f"per_image must return {n_images} values, got shape {values.shape}")
+        return lambda idx: np.nanmean(values[idx])
+
+    return seeds_images_bootstrap(prepare, seeds, n_images, n_boot, seed)
 
 
 def seeds_images_ci(per_image: Callable, seeds: dict[str, Sequence], n_images: int,

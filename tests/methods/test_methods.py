@@ -531,6 +531,34 @@ def test_smoothgrad_noise_draws_are_the_documented_ones():
                 np.testing.assert_array_equal(got[i, d], want)
 
 
+def test_smoothgrad_image_ids_key_each_images_noise():
+    """With image_ids, image i's copies are x_i + float32(noise * spread_i) * eps drawn from
+    default_rng([seed, image_ids[i]]), bit for bit, whatever images it is explained with."""
+    seen = []
+
+    def recorder(model, imgs, targets, batch_size=64):
+        seen.append(np.array(imgs))
+        return np.asarray(imgs) ** 2
+
+    inp = keras.Input((4, 4, 3))
+    model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.Flatten()(inp)))
+    x = images(4, (4, 4, 3), seed=24)
+    ids = np.array([7, 3, 11, 0])
+    kw = dict(method=recorder, noise=0.3, n_samples=3, seed=2)
+    full = methods.smoothgrad(model, x, 0, image_ids=ids, **kw)
+    got = np.concatenate(seen).reshape(4, 3, 4, 4, 3)
+    for i, img in enumerate(x):
+        rng = np.random.default_rng([2, int(ids[i])])
+        scale = np.float32(0.3 * float(img.max() - img.min()))
+        for d in range(3):
+            np.testing.assert_array_equal(
+                got[i, d], img + scale * rng.standard_normal(img.shape, dtype=np.float32))
+    part = methods.smoothgrad(model, x[[2, 0]], 0, image_ids=ids[[2, 0]], **kw)
+    np.testing.assert_array_equal(part, full[[2, 0]])
+    with pytest.raises(ValueError, match="one per image"):
+        methods.smoothgrad(model, x, 0, image_ids=ids[:2], **kw)
+
+
 def _nullcontext():
     import contextlib
 

@@ -53,7 +53,8 @@ MAGNITUDES = ("none", "abs", "square")
 def smoothgrad(model, images, targets, *, method: str | Callable = "gradient", noise: float = 0.2,
                n_samples: int = 50, seed: int = 0, magnitude: str = "none",
                value_range: tuple[float, float] | None = None,
-               batch_size: int = DEFAULT_BATCH_SIZE, **method_params) -> np.ndarray:
+               image_ids=None, batch_size: int = DEFAULT_BATCH_SIZE, **method_params
+               ) -> np.ndarray:
     """SmoothGrad: the average of a saliency method over Gaussian-noised copies of each image.
 
     A wrapper around any method of this module (like Captum's ``NoiseTunnel``). Image ``i``
@@ -62,7 +63,9 @@ def smoothgrad(model, images, targets, *, method: str | Callable = "gradient", n
     (Smilkov et al.'s "noise level", as in tf-keras-vis), or ``noise * (hi - lo)`` if
     ``value_range=(lo, hi)`` is given. Noise comes from ``np.random.default_rng(seed)``, drawn
     image by image in order (:func:`draw_noisy_copies`), so the noisy inputs do not depend on
-    ``batch_size`` (the maps only up to float rounding). The copies of a block
+    ``batch_size`` (the maps only up to float rounding). With ``image_ids``, image ``i`` draws
+    from its own ``np.random.default_rng([seed, image_ids[i]])`` instead, so its noise does not
+    depend on which images are explained with it (a subset reproduces the full run). The copies of a block
     of images are stacked along the batch axis and sent through the wrapped method in one
     call (for ``gradient``: one compiled ``tf.function``, ``batch_size`` rows at a time),
     not a Python loop per sample.
@@ -78,6 +81,8 @@ def smoothgrad(model, images, targets, *, method: str | Callable = "gradient", n
             ``"abs"`` averages ``|map|`` (what tf-keras-vis computes), ``"square"`` averages
             ``map**2`` (SmoothGrad-Squared, Hooker et al. 2019, arXiv:1806.10758).
         value_range: fixed (lo, hi) used for sigma instead of each image's own range.
+        image_ids: one non-negative integer per image keying its noise (default None: one
+            generator for all images).
         batch_size: passed to the wrapped method.
         **method_params: passed to the wrapped method (e.g. ``layer=`` for CAM methods,
             ``steps=`` for integrated gradients).
@@ -114,13 +119,25 @@ def smoothgrad(model, images, targets, *, method: str | Callable = "gradient", n
         lo, hi = value_range
         if not hi >= lo:
             raise ValueError(f"value_range must be (lo, hi) with hi >= lo, got {value_range}")
-    rng = np.random.default_rng(seed)
+    if image_ids is None:
+        rng = np.random.default_rng(seed)
+    else:
+        ids = np.asarray(image_ids)
+        if ids.shape != (len(x),) or not np.issubdtype(ids.dtype, np.integer) or (ids < 0).any():
+            raise ValueError(f"image_ids must be {len(x)} non-negative integers (one per image), "
+                             f"got {np.asarray(image_ids)!r:.80}")
+        per_image = [np.random.default_rng([int(seed), int(i)]) for i in ids]
     n = int(n_samples)
     baseline = method_params.get("baseline")
     out = None
     for blk in _blocks(len(x), n, x[0].size):
         xb = x[blk]
-        noisy = draw_noisy_copies(xb, noise, n, rng, value_range).reshape((-1,) + x.shape[1:])
+        if image_ids is None:
+            noisy = draw_noisy_copies(xb, noise, n, rng, value_range)
+        else:
+            noisy = np.concatenate([draw_noisy_copies(xb[k:k + 1], noise, n, g, value_range)
+                                    for k, g in enumerate(per_image[blk])])
+        noisy = noisy.reshape((-1,) + x.shape[1:])
         params = dict(method_params)
         if isinstance(baseline, np.ndarray) and baseline.ndim == 4:  # per-image baselines
             params["baseline"] = np.repeat(np.broadcast_to(baseline, x.shape)[blk], n, axis=0)
