@@ -128,3 +128,15 @@ def test_fingerprint_ignores_where_a_function_lives():
     assert records.fingerprint(here, x) == records.fingerprint(moved, x)
     assert records.fingerprint(here, x) != records.fingerprint(renamed, x)
     assert records.fingerprint(here, x) != records.fingerprint(here, x + 1)
+
+
+def test_string_keys_that_look_missing_round_trip(env):
+    """A key value such as "nan" (a way of scoring constant maps) is a string, not a missing
+    value, and a NaN score matches a NaN score."""
+    def labelled(idx):
+        return pd.DataFrame([{"image": k, "method": m, "score": np.nan if m == "nan" else 1.0}
+                             for k in range(len(idx)) for m in ("nan", "NA", "zero")])
+    full = read(env, compute=labelled)
+    again = read(env, compute=labelled, sample=3)
+    assert sorted(set(again["method"])) == ["NA", "nan", "zero"]
+    pd.testing.assert_frame_equal(again.reset_index(drop=True), full, check_dtype=False)

@@ -135,7 +135,8 @@ def per_image(name: str, compute: Callable[[np.ndarray], pd.DataFrame], n_images
             f"the records {name} were computed for other inputs (weights, images or "
             "parameters changed since); recompute them with `make results` and commit "
             f"{_shown(data_path)}")
-    stored = pd.read_csv(data_path)
+    # only an empty field is missing: a key such as the string "nan" stays a string
+    stored = pd.read_csv(data_path, keep_default_na=False, na_values=[""])
     idx = sample_images(name, n_images, sample)
     fresh = compute(idx)
     fresh = fresh.assign(image=idx[fresh["image"].to_numpy()])

@@ -8,13 +8,14 @@ its spatial mean; inversion negates) and hand-built maps.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.stats as sps
 from conftest import float64
 from float_tolerance import assert_float32_close
 from tensorflow import keras
 
-from bnn_saliency import evaluation, methods, postprocess, stats, verdicts
+from bnn_saliency import evaluation, methods, postprocess, stats
 from bnn_saliency.models.twins import build_twin
 from bnn_saliency.study import ch03_gradcam, common
 
@@ -168,6 +169,9 @@ def test_top_fraction_mask_hand_built():
     const = evaluation.top_fraction_mask(np.zeros((2, 4, 4)), (8, 8), 0.5, seed=3)
     assert const.shape == (2, 8, 8) and (const.reshape(2, -1).sum(axis=1) == 32).all()
     np.testing.assert_array_equal(const, evaluation.top_fraction_mask(np.zeros((2, 4, 4)), (8, 8), 0.5, seed=3))
+    # a map's mask does not depend on the other maps of the batch (live records recompute
+    # a sample of images on their own)
+    np.testing.assert_array_equal(const[1], evaluation.top_fraction_mask(np.zeros((1, 4, 4)), (8, 8), 0.5, seed=3)[0])
     up = postprocess.upsample(np.random.default_rng(1).normal(size=(3, 4, 4)), (16, 16), np.float64).reshape(3, -1)
     mk = evaluation.top_fraction_mask(up.reshape(3, 16, 16), (16, 16), 0.5).reshape(3, -1).astype(bool)
     for i in range(3):  # every kept pixel ranks at least as high as every dropped one
@@ -200,41 +204,7 @@ def test_agreement_is_spearman_of_upsampled_maps():
 
 
 # ----------------------------------------------------------------------------- statistics
-def test_excess_over_baseline_point_and_reduction():
-    rng = np.random.default_rng(4)
-    cross = rng.normal(2.0, 1.0, size=(200, 2))
-    base = np.stack([rng.normal(0.5, 1.0, 200), rng.normal(-1.0, 1.0, 200)], axis=1)
-    got = ch03_gradcam.excess_over_baseline(cross, base)
-    want = cross.mean() - max(abs(base[:, 0].mean()), abs(base[:, 1].mean()))
-    assert got.point == pytest.approx(want, abs=1e-12)
-    assert got.low < got.point < got.high
-    only = ch03_gradcam.excess_over_baseline(cross[:, 0])
-    ref = stats.bootstrap_ci(cross[:, 0])
-    assert only == pytest.approx(tuple(ref), abs=1e-12)
-    with pytest.raises(ValueError):
-        ch03_gradcam.excess_over_baseline(cross, base[:10])
-
-
 # ---------------------------------------------------------------------------- bookkeeping
-def test_pair_differences_hand_table():
-    import pandas as pd
-
-    rows = []
-    for model, base in (("a", 1.0), ("b", 5.0), ("c", -2.0)):
-        for variant, shift in (("Grad-CAM", 0.0), ("inverted", 10.0)):
-            for image in range(3):
-                rows.append({"model": model, "variant": variant, "measure": "AD",
-                             "image": image, "value": base + shift + image ** 2})
-    df = pd.DataFrame(rows)
-    got = ch03_gradcam.pair_differences(df, [("a", "b"), ("a", "c")], "AD")
-    np.testing.assert_allclose(got, [[4.0, -3.0]] * 3)
-    got = ch03_gradcam.pair_differences(df, [("b", "b")], "AD", "Grad-CAM", "inverted")
-    np.testing.assert_allclose(got, [[10.0]] * 3)
-    with pytest.raises(KeyError):
-        ch03_gradcam.pair_differences(df, [("a", "zzz")], "AD")
-
-
-
 def test_stratified_subset_balances_sorted_labels():
     labels = np.repeat(np.arange(10), 50)          # sorted by class, as in the CIFAR mirror
     idx = common.stratified_subset(labels, 50, seed=0)
@@ -320,7 +290,7 @@ def test_model_table_and_rows():
     assert list(rows["mean"]) == [11, 10]
 
 
-def test_agreement_table_pair_mean_and_gap():
+def test_agreement_table_against_spearman():
     rng = np.random.default_rng(6)
     base = rng.normal(size=(5, 4, 4))
     maps = {n: methods.cam_variants(base + s * rng.normal(size=(5, 4, 4)))
@@ -333,45 +303,6 @@ def test_agreement_table_pair_mean_and_gap():
                           postprocess.upsample(maps["f0"]["Grad-CAM"][i:i + 1], (8, 8), np.float64).ravel())[0]
             for i in (0, 2, 4)]
     np.testing.assert_allclose(row["value"], want, atol=1e-12)
-    cross = ch03_gradcam.pair_mean(agree, pairs["FP vs BNN"])
-    by_pair = agree[agree["variant"] == "Grad-CAM"].pivot(index="image", columns="pair",
-                                                           values="value")
-    np.testing.assert_allclose(cross, (by_pair["f0 vs b0"] + by_pair["f1 vs b1"]) / 2)
-    gap = ch03_gradcam.agreement_gap(agree, pairs["FP vs BNN"], pairs["seed"])
-    assert gap.point == pytest.approx(float((by_pair["f0 vs f1"] - cross).mean()))
-    no_base = ch03_gradcam.agreement_gap(agree, pairs["FP vs BNN"], [])
-    assert no_base.point == pytest.approx(float((1 - cross).mean()))
-    with pytest.raises(KeyError):
-        ch03_gradcam.pair_mean(agree, [("f0", "zz")])
-
-
-def _score_rows():
-    """AD of models fa, fb (FP) and ba, bb (BNN): value = base + 10 [inverted] + image."""
-    rows = []
-    for model, kind, base in (("fa", "FP", 1.0), ("fb", "FP", 2.0), ("ba", "BNN", 5.0),
-                              ("bb", "BNN", 9.0)):
-        for variant, shift in (("Grad-CAM", 0.0), ("inverted", -10.0)):
-            for image in range(4):
-                rows.append({"model": model, "kind": kind, "variant": variant, "measure": "AD",
-                             "image": image, "value": base + shift + image})
-                rows.append({"model": model, "kind": kind, "variant": variant,
-                             "measure": "blank", "image": image,
-                             "value": float(kind == "BNN" and image < 2)})
-    return _long(rows)
-
-
-def test_excess_cap_gain_and_rate_on_a_hand_table():
-    scores = _score_rows()
-    cross, base = [("fa", "ba"), ("fb", "bb")], [("fa", "fb"), ("ba", "bb")]
-    # cross differences 4 and 7 (mean 5.5); baseline differences 1 and 4 (max |.| = 4)
-    assert ch03_gradcam.excess(scores, cross, base, "AD").point == pytest.approx(1.5)
-    assert ch03_gradcam.excess(scores, cross, [], "AD").point == pytest.approx(5.5)
-    assert ch03_gradcam.variant_gain(scores, ["ba", "bb"], "AD", "inverted").point == pytest.approx(10.0)
-    assert ch03_gradcam.kind_rate(scores, "blank", "BNN") == pytest.approx(0.5)
-    assert ch03_gradcam.kind_rate(scores, "blank", "FP") == 0.0
-    assert ch03_gradcam.cap_verdict("reproduced", False) == "partly"
-    assert ch03_gradcam.cap_verdict("reproduced", True) == "reproduced"
-    assert ch03_gradcam.cap_verdict("not reproduced", False) == "not reproduced"
 
 
 def test_sign_table_and_kind_mean(bnn_twin):
@@ -401,20 +332,11 @@ def test_depth_table_layers_and_difference(bnn_twin):
     want = evaluation.average_drop_increase_gain(bnn_twin, x, t, cam, per_sample=True)["average_drop"]
     got = depth[(depth["layer"] == "act3") & (depth["measure"] == "AD")]["value"].to_numpy()
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3)
-    diff = ch03_gradcam.layer_difference_ci(depth, "vgg-bnn-s0", ["act3", "act4"], ["bn3", "bn4"])
-
-    def ad(layer):
-        return depth[(depth["layer"] == layer) & (depth["measure"] == "AD")]["value"].to_numpy()
-
-    assert diff.point == pytest.approx(float(np.mean((ad("act3") - ad("bn3")
-                                                      + ad("act4") - ad("bn4")) / 2)))
     summary = stats.summarize(depth, "value", by=["measure", "family", "kind", "tensor", "block",
                                                   "layer"])
     best = ch03_gradcam.best_layers(summary)
     sel = summary[summary["measure"] == "AD"]
     assert best.loc["BNN", "layer"] == sel.loc[sel["mean"].idxmin(), "layer"]
-    with pytest.raises(ValueError):
-        ch03_gradcam.layer_difference_ci(depth, "vgg-bnn-s0", ["act3"], [])
 
 
 def test_method_maps_and_table(bnn_twin):
@@ -440,7 +362,7 @@ def test_method_maps_and_table(bnn_twin):
     np.testing.assert_allclose(sel["value"], want, rtol=1e-4, atol=1e-4)
 
 
-def test_method_deltas_rescoring_and_judged_tests(bnn_twin):
+def test_rescore_constant_maps_equals_scoring_them_so(bnn_twin):
     x = _images(3, (32, 32, 3), seed=11)
     t = np.array([0, 1, 2])
     rng = np.random.default_rng(7)
@@ -459,31 +381,153 @@ def test_method_deltas_rescoring_and_judged_tests(bnn_twin):
                                    rtol=1e-5, atol=1e-5)
     assert again.loc[(again["variant"] == "Grad-CAM") & (again["measure"] == "AD")
                      & (again["image"] == 1), "value"].item() == pytest.approx(0.0, abs=1e-4)
-    # method deltas on a hand table: AD(b) - AD(a) per method
-    rows = [{"model": mdl, "variant": meth, "measure": "AD", "image": i, "layer": "L",
-             "value": {"fa": 1.0, "ba": 4.0}[mdl] * (1 + k) + i}
-            for mdl in ("fa", "ba") for k, meth in enumerate(ch03_gradcam.METHODS) for i in range(3)]
-    d = ch03_gradcam.method_deltas(_long(rows), "L", [("fa", "ba")])
-    np.testing.assert_allclose(d["Grad-CAM"], 3.0)
-    np.testing.assert_allclose(d["Score-CAM"], 9.0)
-    assert ch03_gradcam.ad_test_rule("Score-CAM BNN - FP (L)") == verdicts.Rule.below(10.0, unit=" AD points")
-    assert ch03_gradcam.ad_test_rule("STE share of the gap (L)") == verdicts.Rule.above(0.0)
-    judged = ch03_gradcam.judge_tests({"AD excess (BNN - FP, beyond seeds)": stats.CI(2.0, 1.0, 3.0),
-                            "Score-CAM BNN - FP (L)": stats.CI(5.0, 4.0, 12.0),
-                            "STE share of the gap (L)": stats.CI(np.nan, np.nan, np.nan)},
-                           has_baseline=False)
-    assert list(judged["verdict"]) == ["partly", "partly", "undefined"]
 
 
-def test_ad_tests_on_a_hand_table():
-    scores = _score_rows()
-    mrows = [{"model": mdl, "variant": meth, "measure": "AD", "image": i, "layer": "L",
-              "value": {"fa": 0.0, "ba": 3.0}[mdl] * (1 + k) + i}
-             for mdl in ("fa", "ba") for k, meth in enumerate(ch03_gradcam.METHODS) for i in range(4)]
-    tests = ch03_gradcam.ad_tests(scores, _long(mrows), cross_pairs=[("fa", "ba"), ("fb", "bb")],
-                       base_pairs=[("fa", "fb"), ("ba", "bb")], score_pairs=[("fa", "ba")],
-                       layers=["L"])
-    assert tests["AD excess (BNN - FP, beyond seeds)"].point == pytest.approx(1.5)
-    assert tests["AD gain of inversion (BNN)"].point == pytest.approx(10.0)
-    assert tests["Score-CAM BNN - FP (L)"].point == pytest.approx(9.0)
-    assert tests["STE share of the gap (L)"].point == pytest.approx(3.0 - 9.0)
+
+
+# ------------------------------------------------------------------ the twins-v2 statistics
+def _suite():
+    """Two seeds of each kind: FP fa/fb, BNN ba/bb, controls ca/cb."""
+    return common.Suite({"fp": {0: "fa", 1: "fb"}, "bnn": {0: "ba", 1: "bb"},
+                         "control": {0: "ca", 1: "cb"}})
+
+
+def _values(base):
+    return {n: b + np.arange(4.0) for n, b in base.items()}
+
+
+def test_excess_statistic_is_cross_mean_minus_largest_seed_difference():
+    suite = _suite()
+    v = _values({"fa": 1.0, "fb": 2.0, "ba": 5.0, "bb": 9.0})
+    # cross-seed pairs (fa, bb) = 8 and (fb, ba) = 3: mean 5.5; seed pairs 1 and 4: max 4
+    prepare = ch03_gradcam.excess_statistic(suite, v, scale=10.0)
+    assert prepare(suite.seeds)(np.arange(4)) == pytest.approx(15.0)
+    assert prepare({"fp": [0, 0], "bnn": [1, 1]}) is None  # no seed pair drawn
+    ci, boots = suite.bootstrap_statistic(prepare, 4)
+    assert ci.point == pytest.approx(15.0) and ci.low <= ci.point <= ci.high
+    assert len(boots) == 2000
+    # the values of every replicate are drawn from the models' possible statistics
+    assert set(np.round(boots, 9)) <= {15.0, 10 * (8 - 1.0), 10 * (8 - 4.0), 10 * (3 - 1.0),
+                                       10 * (3 - 4.0)}
+
+
+def test_cross_difference_kind_mean_and_seed_spread_by_hand():
+    suite = _suite()
+    v = _values({"fa": 1.0, "fb": 2.0, "ba": 5.0, "bb": 9.0, "ca": 0.0, "cb": 3.0})
+    np.testing.assert_allclose(ch03_gradcam.cross_difference(suite, v)(suite.seeds), 5.5)
+    np.testing.assert_allclose(ch03_gradcam.cross_difference(suite, v, "control")(suite.seeds),
+                               ((9 - 0) + (5 - 3)) / 2)
+    np.testing.assert_allclose(ch03_gradcam.kind_mean(suite, v)({"bnn": [1, 1]}), 9 + np.arange(4.0))
+    assert ch03_gradcam.seed_spread(suite, v) == pytest.approx(4.0)
+    rates = ch03_gradcam.kind_rates(suite, {n: np.array([0.0, 1.0]) * (n[0] == "b") for n in v})
+    assert rates == {"fp": 0.0, "bnn": 50.0, "control": 0.0}
+
+
+def _hand_scores():
+    """AD and blank of six models; AD(inverted) = AD(Grad-CAM) - 10, AD@50% = AD / 2."""
+    rows = []
+    for model, base in (("fa", 1.0), ("fb", 2.0), ("ba", 5.0), ("bb", 9.0), ("ca", 0.0),
+                        ("cb", 3.0)):
+        for image in range(4):
+            for variant, shift in (("Grad-CAM", 0.0), ("no ReLU", -4.0), ("inverted", -10.0)):
+                ad = base + shift + image
+                rows.append({"model": model, "variant": variant, "measure": "AD",
+                             "image": image, "value": ad})
+                rows.append({"model": model, "variant": variant, "measure": "AD@50%",
+                             "image": image, "value": ad / 2})
+            rows.append({"model": model, "variant": "Grad-CAM", "measure": "blank",
+                         "image": image, "value": float(model[0] == "b" and image < 2)})
+    return _long(rows)
+
+
+def _hand_agreement(suite):
+    """Grad-CAM agreement 0.5 within a kind and 0.2 across kinds; inverted maps agree 0.1
+    more than Grad-CAM on cross pairs."""
+    rows = []
+    for group, pairs in suite.pair_groups().items():
+        for a, b in pairs:
+            same = a[0] == b[0]
+            for variant, value in (("Grad-CAM", 0.5 if same else 0.2),
+                                   ("inverted", 0.5 if same else 0.3)):
+                rows += [{"group": group, "pair": f"{a} vs {b}", "a": a, "b": b,
+                          "variant": variant, "image": i, "value": value} for i in range(4)]
+    return _long(rows)
+
+
+def test_gradcam_statistics_on_hand_tables():
+    suite = _suite()
+    st = ch03_gradcam.gradcam_statistics(suite, _hand_scores(), _hand_agreement(suite))
+    # blank rates: BNN 50%, FP 0%: cross 50 pp, no seed difference
+    assert st["blank_excess"][0].point == pytest.approx(50.0)
+    assert st["blank_seed"] == 0.0
+    assert st["ad_excess"][0].point == pytest.approx(1.5)
+    assert st["ad50_excess"][0].point == pytest.approx(0.75)
+    # controls: cross pairs (ca, bb) = 9, (cb, ba) = 2: mean 5.5; seed terms 3 and 4
+    assert st["ad_excess_matched"][0].point == pytest.approx(1.5)
+    assert st["agree_gap"][0].point == pytest.approx(0.3)
+    assert st["invert_agree"][0].point == pytest.approx(0.1)
+    assert st["invert_agree_seed"] == pytest.approx(0.0)
+    assert st["invert_ad"][0].point == pytest.approx(10.0)
+    assert st["norelu_ad"][0].point == pytest.approx(4.0)
+    assert st["invert_ad50"][0].point == pytest.approx(5.0)
+    assert st["fp_invert_ad50"][0].point == pytest.approx(5.0)
+    with pytest.raises(ValueError, match="several"):  # two ways of scoring mixed up
+        ch03_gradcam.gradcam_statistics(suite, pd.concat([_hand_scores()] * 2),
+                                        _hand_agreement(suite))
+
+
+def _hand_methods(layer="act5"):
+    """AD of each method: Grad-CAM as in _hand_scores, Score-CAM half of it."""
+    scores = _hand_scores()
+    gc = scores[(scores["measure"] == "AD") & (scores["variant"] == "Grad-CAM")]
+    return pd.concat([gc.assign(layer=layer),
+                      gc.assign(layer=layer, variant="Grad-CAM++", value=gc["value"] + 1),
+                      gc.assign(layer=layer, variant="Score-CAM", value=gc["value"] / 2)],
+                     ignore_index=True)
+
+
+def test_method_statistics_and_claims_on_hand_tables():
+    suite = _suite()
+    st = ch03_gradcam.method_statistics(suite, _hand_methods())
+    # Grad-CAM cross difference 5.5, Score-CAM 2.75; STE share 2.75
+    assert st["gap/act5/Grad-CAM"][0].point == pytest.approx(5.5)
+    assert st["gap/act5/Grad-CAM++"][0].point == pytest.approx(5.5)
+    assert st["scorecam"][0].point == pytest.approx(2.75)
+    assert st["ste"][0].point == pytest.approx(2.75)
+    assert st["scorecam_seed"] == pytest.approx(2.0)
+    st.update(ch03_gradcam.gradcam_statistics(suite, _hand_scores(), _hand_agreement(suite)))
+    rows = ch03_gradcam.v2_claims(st)
+    by_id = {c.claim_id: c for c in rows}
+    assert "ch03.prebinarization_more_faithful" not in by_id  # no depth table given
+    assert by_id["ch03.inversion_more_faithful"].verdict == "reproduced"  # 10 > 0 on every draw
+    assert by_id["ch03.gradcam_blank_on_bnn"].p_value is not None  # primary: p-value
+    assert by_id["ch03.scorecam_alike"].matched["value"] == pytest.approx((4.5 + 1.0) / 2)
+
+
+def test_depth_statistics_by_hand():
+    rows = [{"model": m, "layer": f"{p}{i}", "measure": "AD", "image": j,
+             "value": (3.0 if p == "act" else 1.0) * (2 if m[-2] == "b" else 1) + j}
+            for m in ("vgg-fa", "vgg-fb", "vgg-ba", "vgg-bb") for p in ("act", "bn")
+            for i in range(1, 7) for j in range(3)]
+    suite = common.Suite({"fp": {0: "vgg-fa", 1: "vgg-fb"}, "bnn": {0: "vgg-ba", 1: "vgg-bb"},
+                          "control": {}})
+    st = ch03_gradcam.depth_statistics(suite, _long(rows))
+    assert st["act_vs_bn"][0].point == pytest.approx(4.0)
+    assert st["act_vs_bn_fp"][0].point == pytest.approx(2.0)
+
+
+def test_gradcam_records_rescore_constant_maps_like_scoring_them_so(bnn_twin):
+    x = _images(3, (32, 32, 3), seed=12)
+    t = np.array([0, 1, 2])
+    rec = ch03_gradcam.gradcam_records(bnn_twin, x, t, "conv6", name="m", kind="BNN")
+    assert set(rec["constant"]) == set(ch03_gradcam.CONSTANTS)
+    signed = methods.gradcam_layers(bnn_twin, x, t, ["conv6"])["conv6"].signed
+    cams = {k: v for k, v in methods.cam_variants(signed).items() if k in ch03_gradcam.SCORED}
+    for constant in ch03_gradcam.CONSTANTS:
+        want = evaluation.cam_faithfulness(bnn_twin, x, t, cams, constant=constant)
+        got = rec[(rec["constant"] == constant) & (rec["measure"] == "AD")]
+        for variant in cams:
+            np.testing.assert_allclose(
+                got[got["variant"] == variant].sort_values("image")["value"],
+                want[want["variant"] == variant]["average_drop"], rtol=1e-4, atol=1e-4,
+                equal_nan=True)

@@ -31,6 +31,10 @@ def test_pair_scores_look_up_either_order_and_name_a_missing_pair():
     scores = PairScores(_table({("fp0", "bnn1"): [0.1, 0.2]}), "m")
     assert scores("bnn1", "fp0").tolist() == [0.1, 0.2]
     assert scores.mean([]) is None
+    # an undefined score (a constant map) is left out of the per-image mean, not propagated
+    sparse = PairScores(_table({("a", "b"): [0.2, np.nan, np.nan], ("a", "c"): [0.4, 0.6, np.nan]}),
+                        "m")
+    np.testing.assert_allclose(sparse.mean([("a", "b"), ("a", "c")]), [0.3, 0.6, np.nan])
     with pytest.raises(KeyError, match="fp0 vs bnn0"):
         scores("fp0", "bnn0")
     with pytest.raises(KeyError, match="no 'other' scores"):
@@ -52,3 +56,32 @@ def test_seed_gap_matches_the_hand_computation_and_reports_what_cannot_be_formed
     np.testing.assert_allclose(matched, [0.5 - 0.1, 0.3 - 0.1], atol=1e-12)
     lonely = Suite({"fp": {0: "fp0"}, "bnn": {0: "bnn0"}, "control": {}})
     assert "too few seeds" in lonely.bootstrap(lonely.seed_gap(scores), 2)
+
+
+def test_pair_groups_name_every_contrast_of_the_protocol():
+    groups = TWINS.pair_groups()
+    assert list(groups) == ["FP vs BNN (cross-seed)", "FP vs BNN (same seed)", "seed baseline",
+                            "control vs BNN (cross-seed)", "control seed baseline"]
+    assert groups["seed baseline"] == [("fp0", "fp1"), ("bnn0", "bnn1")]
+    assert groups["control seed baseline"] == []
+
+
+def test_bootstrap_statistic_of_a_mean_equals_the_per_image_bootstrap():
+    values = {"fp0": np.array([1.0, 2.0, 4.0]), "fp1": np.array([0.0, 1.0, 1.0]),
+              "bnn0": np.array([3.0, 3.0, 0.0]), "bnn1": np.array([5.0, 1.0, 2.0])}
+
+    def per_image(drawn):
+        pairs = TWINS.cross_pairs(drawn=drawn)
+        return np.mean([values[b] - values[a] for a, b in pairs], axis=0) if pairs else None
+
+    def prepare(drawn):
+        v = per_image(drawn)
+        return None if v is None else (lambda idx: float(np.mean(v[idx])))
+
+    (ci_a, boots_a), (ci_b, boots_b) = (TWINS.bootstrap(per_image, 3),
+                                        TWINS.bootstrap_statistic(prepare, 3))
+    np.testing.assert_allclose(boots_a, boots_b, atol=1e-12)  # same draws, same statistic
+    assert ci_a.point == pytest.approx(np.mean(per_image(TWINS.seeds)))
+    one_kind = TWINS.bootstrap(lambda drawn: values["fp0"], 3, kinds=("fp",))
+    assert one_kind[0].point == pytest.approx(7 / 3)
+    assert "too few seeds" in TWINS.bootstrap_statistic(lambda drawn: None, 3)

@@ -7,7 +7,6 @@ import sys
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage
 
 from .. import checks
 from ..methods._core import baseline_images, forward
@@ -22,7 +21,9 @@ def top_fraction_mask(maps, size: tuple[int, int], fraction: float = 0.5,
 
     Maps are upsampled bilinearly to ``size`` (:func:`bnn_saliency.postprocess.upsample`,
     as for Average Drop); exactly ``round(fraction * H * W)`` pixels are kept, ties broken by
-    a fixed random permutation drawn with ``seed`` (so a constant map keeps a random subset).
+    one fixed random order of the pixels drawn with ``seed``, the same for every map (so a
+    constant map keeps a random subset, and a map's mask does not depend on the other maps in
+    the batch).
     Scoring ``image * mask`` measures a map's ranking at a fixed coverage, independent of how
     much mass min-max normalization would leave in the rest of the map.
 
@@ -38,7 +39,7 @@ def top_fraction_mask(maps, size: tuple[int, int], fraction: float = 0.5,
         raise ValueError("maps contain NaN or inf")
     up = upsample(m, size, np.float64).reshape(len(m), -1)
     k = int(round(fraction * up.shape[1]))
-    tie = np.random.default_rng(seed).random(up.shape)
+    tie = np.broadcast_to(np.random.default_rng(seed).random(up.shape[1]), up.shape)
     order = np.lexsort((tie, -up), axis=-1)
     mask = np.zeros_like(up, dtype=np.float32)
     np.put_along_axis(mask, order[:, :k], 1.0, axis=1)

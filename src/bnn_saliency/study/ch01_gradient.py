@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..stats import CI, bootstrap_ci, paired_bootstrap_diff
 from ..verdicts import Claim, format_ci, registered
-from .common import PairScores, Suite
+from .common import V1_ABLATIONS, V1_RESNET, V1_SEED_PAIRS, PairScores, Suite
 
 #: The chapter's main measure: Spearman rank correlation of the absolute maps.
 MAIN_METRIC = "Spearman |map|"
@@ -106,27 +106,14 @@ def similarity_figure(summary: pd.DataFrame):
 
 
 
-V1_SEED_PAIRS = [("v1:vgg-fp-s0", "v1:vgg-fp-s1"), ("v1:vgg-bnn-s0", "v1:vgg-bnn-s1")]
-V1_RESNET = [("v1:resnet-fp-s0", "v1:resnet-bnn-s0")]
-
-
 def v2_pairs(suite: Suite) -> dict[str, list[tuple[str, str]]]:
-    """The chapter's pairs: the twins-v2 contrasts (cross-seed FP vs BNN first), the
-    accuracy-matched controls, and from the v1 suite the ResNet pair with its borrowed seed
-    baseline and the ablations (v2 trains no counterparts yet)."""
+    """The chapter's pairs: the twins-v2 groups (:meth:`Suite.pair_groups`), and from the v1
+    suite the ResNet pair with its borrowed seed baseline and the ablations (v2 trains no
+    counterparts yet), then the edge-map baseline."""
     resnet = [n for pair in V1_RESNET for n in pair]
-    return {
-        "FP vs BNN (cross-seed)": suite.cross_pairs("fp", "bnn"),
-        "FP vs BNN (same seed)": suite.same_seed_pairs("fp", "bnn"),
-        "seed baseline": suite.seed_pairs("fp") + suite.seed_pairs("bnn"),
-        "control vs BNN (cross-seed)": suite.cross_pairs("control", "bnn"),
-        "control seed baseline": suite.seed_pairs("control"),
-        "ResNet FP vs BNN (v1)": V1_RESNET,
-        "v1 seed baseline": V1_SEED_PAIRS,
-        "ablation (v1)": [(a, b) for a in ("v1:vgg-fp-s0", "v1:vgg-bnn-s0")
-                          for b in ("v1:vgg-binw-s0", "v1:vgg-bina-s0")],
-        "edge baseline": [(n, "edge") for n in suite.names() + resnet],
-    }
+    return {**suite.pair_groups(), "ResNet FP vs BNN (v1)": V1_RESNET,
+            "v1 seed baseline": V1_SEED_PAIRS, "ablation (v1)": V1_ABLATIONS,
+            "edge baseline": [(n, "edge") for n in suite.names() + resnet]}
 
 
 def v2_claims(suite: Suite, sims: pd.DataFrame, signed: pd.DataFrame,

@@ -10,6 +10,7 @@ FP x FP and BNN x BNN pairs as the baseline (no seeds there).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 
@@ -100,6 +101,13 @@ TWIN_PAIRS = {
                       ("resnet-fp-s0", "edge"), ("resnet-bnn-s0", "edge")],
 }
 
+
+#: v1-suite pairs the chapters keep where v2 trains no counterpart: the VGG seed baseline, the
+#: ResNet family (one seed) and the ablations (binary weights only / activations only).
+V1_SEED_PAIRS = [("v1:vgg-fp-s0", "v1:vgg-fp-s1"), ("v1:vgg-bnn-s0", "v1:vgg-bnn-s1")]
+V1_RESNET = [("v1:resnet-fp-s0", "v1:resnet-bnn-s0")]
+V1_ABLATIONS = [(a, b) for a in ("v1:vgg-fp-s0", "v1:vgg-bnn-s0")
+                for b in ("v1:vgg-binw-s0", "v1:vgg-bina-s0")]
 
 def _preprocess_layer_class():
     from tensorflow import keras
@@ -288,9 +296,17 @@ class PairScores:
         raise KeyError(f"no {self.metric!r} scores for the pair {a} vs {b}")
 
     def mean(self, pairs) -> np.ndarray | None:
-        """Per image, the mean score over ``pairs`` (None if there are none)."""
+        """Per image, the mean score over ``pairs``, leaving out pairs whose score is undefined
+        there (NaN, e.g. the rank correlation with a constant map); NaN where none is
+        defined, None if there are no pairs."""
         pairs = list(pairs)
-        return np.mean([self(a, b) for a, b in pairs], axis=0) if pairs else None
+        if not pairs:
+            return None
+        scores = np.array([self(a, b) for a, b in pairs], dtype=np.float64)
+        defined = np.isfinite(scores)
+        total = np.where(defined, scores, 0.0).sum(axis=0)
+        count = defined.sum(axis=0)
+        return np.divide(total, count, out=np.full(count.shape, np.nan), where=count > 0)
 
 
 @dataclass(frozen=True)
@@ -381,13 +397,38 @@ class Suite:
             return scores.mean(cross) - np.mean([reference(n) for n in names], axis=0)
         return per_image
 
-    def bootstrap(self, per_image, n_images: int, a: str = "fp", seed: int = 0):
-        """``(CI, replicates)`` of ``per_image`` over seeds of kinds ``a`` and BNN, then
-        images; a string saying why instead, when the shipped seeds cannot form it."""
-        kinds = {k: self.seeds[k] for k in (a, "bnn")}
+    def pair_groups(self) -> dict[str, list[tuple[str, str]]]:
+        """The suite's groups of model pairs, cross-seed FP vs BNN first: the same-seed pairs
+        (a secondary view), the seed baseline, the accuracy-matched controls against the BNNs
+        and the controls' own seed pairs."""
+        return {
+            "FP vs BNN (cross-seed)": self.cross_pairs("fp", "bnn"),
+            "FP vs BNN (same seed)": self.same_seed_pairs("fp", "bnn"),
+            "seed baseline": self.seed_pairs("fp") + self.seed_pairs("bnn"),
+            "control vs BNN (cross-seed)": self.cross_pairs("control", "bnn"),
+            "control seed baseline": self.seed_pairs("control"),
+        }
+
+    def bootstrap(self, per_image, n_images: int, a: str = "fp", seed: int = 0,
+                  kinds: Sequence[str] | None = None):
+        """``(CI, replicates)`` of the mean over images of ``per_image(drawn)``, over seeds of
+        ``kinds`` (default ``a`` and BNN), then images; a string saying why instead, when the
+        shipped seeds cannot form it."""
+        return self._bootstrap(stats.seeds_images_replicates, per_image, n_images,
+                               kinds or (a, "bnn"), seed)
+
+    def bootstrap_statistic(self, prepare, n_images: int, kinds: Sequence[str] = ("fp", "bnn"),
+                            seed: int = 0):
+        """As :meth:`bootstrap` for a statistic that is not a mean over images (e.g. an excess
+        over the largest seed difference): ``prepare(drawn)`` returns ``statistic(image
+        indices) -> float`` or None (:func:`bnn_saliency.stats.seeds_images_bootstrap`)."""
+        return self._bootstrap(stats.seeds_images_bootstrap, prepare, n_images, kinds, seed)
+
+    def _bootstrap(self, method, fn, n_images, kinds, seed):
+        seeds = {k: self.seeds[k] for k in kinds}
         try:
-            point, boots = stats.seeds_images_replicates(per_image, kinds, n_images, seed=seed)
+            point, boots = method(fn, seeds, n_images, seed=seed)
         except ValueError:
-            shipped = ", ".join(f"{k} {list(v)}" for k, v in kinds.items())
+            shipped = ", ".join(f"{k} {list(v)}" for k, v in seeds.items())
             return f"too few seeds shipped to form it ({shipped})"
         return stats.percentile_interval(point, boots), boots

@@ -1,5 +1,5 @@
-"""Chapter 3 (Grad-CAM): tables of blank maps, Average Drop / Increase / Gain, agreement,
-layer depth and CAM methods, with seed-aware effect sizes and verdicts."""
+"""Chapter 3's per-model tables: Grad-CAM maps and their variants, faithfulness and blank maps,
+agreement between models, sign structure, the depth sweep and the CAM methods."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .. import evaluation, methods, postprocess
-from ..evaluation.faithfulness import cam_faithfulness as faithfulness
-from ..memo import cached
-from ..models.twins import conv_block_outputs
-from ..methods.cam_parts import (
+from ... import evaluation, methods, postprocess
+from ...evaluation.faithfulness import cam_faithfulness as faithfulness
+from ...memo import cached
+from ...models.twins import conv_block_outputs
+from ...methods.cam_parts import (
     BLANK_TOL,
     CamParts,
     blank_maps,
@@ -20,82 +20,13 @@ from ..methods.cam_parts import (
     gradcam_layers,
     sign_structure,
 )
-from ..stats import CI, bootstrap_ci, paired_bootstrap_diff
-from ..verdicts import Rule, capped
+from ...stats import CI, bootstrap_ci
 
 
 def agreement(maps_a, maps_b, size: tuple[int, int] | None = None) -> np.ndarray:
     """Signed Spearman rank correlation of two batches of CAMs, per image, after upsampling
     both to ``size`` (:func:`bnn_saliency.evaluation.agreement`)."""
     return evaluation.agreement(maps_a, maps_b, size=size)["Spearman signed"]
-
-
-def pair_differences(scores: pd.DataFrame, pairs: Sequence[tuple[str, str]], measure: str,
-                     variant_a: str = "Grad-CAM", variant_b: str | None = None) -> np.ndarray:
-    """Per-image differences ``value(b, variant_b) - value(a, variant_a)`` for each pair.
-
-    Args:
-        scores: long table with columns model, variant, measure, image, value.
-        pairs: (a, b) model names.
-        measure: which measure.
-        variant_a, variant_b: map variants (``variant_b`` defaults to ``variant_a``).
-
-    Returns:
-        (n_images, len(pairs)) float64 array (NaN where either value is undefined).
-    """
-    variant_b = variant_a if variant_b is None else variant_b
-    sel = scores[scores["measure"] == measure]
-    table = sel.pivot_table(index="image", columns=["model", "variant"], values="value",
-                            aggfunc="first", dropna=False)
-    cols = []
-    for a, b in pairs:
-        for key in ((a, variant_a), (b, variant_b)):
-            if key not in table.columns:
-                raise KeyError(f"no {measure!r} values for model {key[0]!r}, variant {key[1]!r}")
-        cols.append(table[(b, variant_b)].to_numpy(float) - table[(a, variant_a)].to_numpy(float))
-    if not cols:
-        raise ValueError("pairs is empty")
-    return np.stack(cols, axis=1)
-
-
-def _excess_stat(n_cross: int, n_base: int):
-    def stat(x, axis):
-        m = np.nanmean(x, axis=axis)
-        cross = m[..., :n_cross].mean(axis=-1)
-        if n_base == 0:
-            return cross
-        return cross - np.abs(m[..., n_cross:]).max(axis=-1)
-    return stat
-
-
-def excess_over_baseline(cross, baseline=None, n_boot: int = 2000, seed: int = 0) -> CI:
-    """Mean cross-kind difference minus the largest baseline difference, with a bootstrap CI.
-
-    ``cross[:, p]`` are per-image differences of one score between the two kinds (e.g.
-    AD(BNN) - AD(FP) for the FP/BNN pair of seed p); ``baseline[:, q]`` the same difference
-    between two models of one kind (e.g. AD(FP s0) - AD(FP s1)). The statistic is
-
-        mean_p mean_i cross[i, p]  -  max_q |mean_i baseline[i, q]|
-
-    i.e. how far the FP-vs-BNN difference exceeds the largest seed-to-seed difference; images
-    are resampled jointly for all columns (percentile bootstrap, NaNs ignored). With no
-    baseline columns it is the mean cross difference.
-
-    Args:
-        cross: (n,) or (n, P) per-image differences.
-        baseline: None or (n,) / (n, Q) per-image differences.
-
-    Returns:
-        :class:`bnn_saliency.stats.CI` (point, low, high).
-    """
-    c = np.asarray(cross, dtype=np.float64)
-    c = c[:, None] if c.ndim == 1 else c
-    b = np.empty((len(c), 0)) if baseline is None else np.asarray(baseline, dtype=np.float64)
-    b = b[:, None] if b.ndim == 1 else b
-    if c.ndim != 2 or b.ndim != 2 or len(b) != len(c) or c.shape[1] == 0:
-        raise ValueError(f"cross must be (n, P>=1) and baseline (n, Q), got {c.shape} and {b.shape}")
-    return bootstrap_ci(np.concatenate([c, b], axis=1), stat=_excess_stat(c.shape[1], b.shape[1]),
-                              n_boot=n_boot, seed=seed)
 
 
 #: faithfulness() column -> the chapter's short measure name.
@@ -214,55 +145,6 @@ def agreement_table(maps: dict, pairs: dict[str, list[tuple[str, str]]], size, i
     return pd.concat(rows, ignore_index=True)
 
 
-def pair_mean(agree: pd.DataFrame, pairs: Sequence[tuple[str, str]], variant: str = "Grad-CAM"
-              ) -> pd.Series:
-    """Per image, the mean agreement over ``pairs`` (an :func:`agreement_table` selection)."""
-    labels = [f"{a} vs {b}" for a, b in pairs]
-    sel = agree[(agree["variant"] == variant) & agree["pair"].isin(labels)]
-    if sel.empty:
-        raise KeyError(f"no {variant!r} agreement rows for pairs {labels}")
-    return sel.pivot_table(index="image", columns="pair", values="value").mean(axis=1)
-
-
-def agreement_gap(agree: pd.DataFrame, cross_pairs, base_pairs) -> CI:
-    """Mean agreement of the baseline pairs minus that of the cross pairs, per image, with a
-    paired bootstrap CI; with no baseline pairs, ``1 - agreement`` of the cross pairs."""
-    cross = pair_mean(agree, cross_pairs)
-    if not base_pairs:
-        return bootstrap_ci(1.0 - cross.to_numpy())
-    both = pd.concat([pair_mean(agree, base_pairs), cross], axis=1, join="inner")
-    return paired_bootstrap_diff(both.iloc[:, 0].to_numpy(), both.iloc[:, 1].to_numpy())
-
-
-def excess(scores: pd.DataFrame, cross_pairs, base_pairs, measure: str,
-           variant: str = "Grad-CAM") -> CI:
-    """:func:`excess_over_baseline` of one measure: the cross pairs' difference beyond the
-    largest baseline (seed) difference; the plain cross difference without baseline pairs."""
-    cross = pair_differences(scores, cross_pairs, measure, variant)
-    base = pair_differences(scores, base_pairs, measure, variant) if base_pairs else None
-    return excess_over_baseline(cross, base)
-
-
-def cap_verdict(verdict: str, has_baseline: bool) -> str:
-    """Without a seed baseline a test cannot be "reproduced": cap the verdict at "partly"."""
-    return verdict if has_baseline else capped(verdict, "partly")
-
-
-def variant_gain(scores: pd.DataFrame, models: Sequence[str], measure: str, variant: str,
-                 reference: str = "Grad-CAM") -> CI:
-    """Per image, ``measure(reference) - measure(variant)`` averaged over ``models``, with a
-    bootstrap CI (for Average Drop: positive when ``variant`` is more faithful)."""
-    own = [(m, m) for m in models]
-    return bootstrap_ci(-pair_differences(scores, own, measure, reference, variant)
-                              .mean(axis=1))
-
-
-def kind_rate(scores: pd.DataFrame, measure: str, kind: str) -> float:
-    """Mean of ``measure`` over all rows of models of one kind (e.g. the blank rate of BNNs)."""
-    sel = scores[(scores["measure"] == measure) & (scores["kind"] == kind)]
-    return float(sel["value"].mean())
-
-
 def sign_table(parts: dict[str, CamParts], kinds: dict, idx=None, tol: float = BLANK_TOL
                ) -> pd.DataFrame:
     """:func:`sign_structure` of every model's Grad-CAM layer (images ``idx``), with model and
@@ -300,7 +182,7 @@ def depth_table(models: dict, images, targets, kinds: dict, *, constant: str = "
 
     rows = []
     for n, m in models.items():
-        family = n.split("-")[0]
+        family = n.rpartition(":")[2].split("-")[0]  # "v2:vgg-bnn-s0" -> "vgg"
         layers = {name: ("block", i + 1) for i, name in enumerate(conv_block_outputs(m, family))}
         if family == "vgg":
             layers.update({f"{p}{i}": (p, i) for p in ("bn", "act") for i in range(1, 7)})
@@ -318,23 +200,6 @@ def depth_table(models: dict, images, targets, kinds: dict, *, constant: str = "
     if not rows:
         raise ValueError("no models given")
     return pd.concat(rows, ignore_index=True)
-
-
-def layer_difference_ci(depth: pd.DataFrame, model: str, layers_a: Sequence[str],
-                        layers_b: Sequence[str], measure: str = "AD") -> CI:
-    """Per image, ``measure(a) - measure(b)`` averaged over the layer pairs (a, b), with a
-    bootstrap CI (e.g. ``act1..act6`` vs ``bn1..bn6``)."""
-    def values(layer):
-        sel = depth[(depth["model"] == model) & (depth["layer"] == layer)
-                    & (depth["measure"] == measure)]
-        if sel.empty:
-            raise KeyError(f"no {measure!r} rows for model {model!r}, layer {layer!r}")
-        return sel.sort_values("image")["value"].to_numpy()
-
-    if len(layers_a) != len(layers_b) or not layers_a:
-        raise ValueError("give two equally long, non-empty lists of layers")
-    diffs = [values(a) - values(b) for a, b in zip(layers_a, layers_b)]
-    return bootstrap_ci(np.mean(diffs, axis=0))
 
 
 def best_layers(depth_summary: pd.DataFrame, family: str = "vgg", measure: str = "AD"
@@ -399,13 +264,6 @@ def method_table(models: dict, maps: dict, images, targets, kinds: dict, *,
     return table
 
 
-def method_deltas(table: pd.DataFrame, layer: str, pairs, methods: Sequence[str] = METHODS
-                  ) -> dict[str, np.ndarray]:
-    """Per method, the per-image AD(b) - AD(a) averaged over ``pairs``, at one layer role."""
-    sel = table[table["layer"] == layer]
-    return {meth: pair_differences(sel, pairs, "AD", meth).mean(axis=1) for meth in methods}
-
-
 def rescore_constant_maps(table: pd.DataFrame, constant: str, models: dict,
                           maps: dict[tuple[str, str], np.ndarray], images, targets
                           ) -> pd.DataFrame:
@@ -428,66 +286,3 @@ def rescore_constant_maps(table: pd.DataFrame, constant: str, models: dict,
             new = pd.Series(f[col].to_numpy(), index=idx)
             out.loc[sel, "value"] = out.loc[sel, "image"].map(new).to_numpy()
     return out
-
-
-def rescore_method_table(methods: pd.DataFrame, constant: str, models: dict,
-                         maps: dict[tuple[str, str], dict[str, np.ndarray]], images, targets
-                         ) -> pd.DataFrame:
-    """:func:`rescore_constant_maps` of a :func:`method_table`, layer role by layer role.
-
-    ``maps``: the :func:`method_table` input, (model, role) -> {method: maps of ``images``}.
-    """
-    roles = list(dict.fromkeys(role for _, role in maps))
-    return pd.concat([rescore_constant_maps(
-        methods[methods["layer"] == role], constant, models,
-        {(n, k): c for (n, r), by in maps.items() if r == role for k, c in by.items()},
-        images, targets) for role in roles])
-
-
-def _defined(fn, *args) -> CI:
-    """fn(*args), or NaNs when no image has a defined score (e.g. every map excluded)."""
-    try:
-        return fn(*args)
-    except ValueError:
-        return CI(np.nan, np.nan, np.nan)
-
-
-def ad_tests(scores: pd.DataFrame, methods: pd.DataFrame, *, cross_pairs, base_pairs,
-             score_pairs, layers: Sequence[str]) -> dict[str, CI]:
-    """Every Average-Drop-based test of the chapter, from a score table and a method table.
-
-    Tests: the AD excess of the BNNs beyond seeds (:func:`excess`), the AD gain of inverting
-    the BNN maps (:func:`variant_gain`), and per layer role the Score-CAM BNN - FP difference
-    and the "STE share" (Grad-CAM's difference minus Score-CAM's, paired). Tests that no image
-    defines give NaN intervals.
-    """
-    bnns = [b for _, b in cross_pairs]
-    res = {"AD excess (BNN - FP, beyond seeds)":
-           _defined(excess, scores, cross_pairs, base_pairs, "AD"),
-           "AD gain of inversion (BNN)": _defined(variant_gain, scores, bnns, "AD", "inverted")}
-    for layer in layers:
-        d = method_deltas(methods, layer, score_pairs)
-        res[f"Score-CAM BNN - FP ({layer})"] = _defined(bootstrap_ci, d["Score-CAM"])
-        res[f"STE share of the gap ({layer})"] = _defined(paired_bootstrap_diff,
-                                                          d["Grad-CAM"], d["Score-CAM"])
-    return res
-
-
-def ad_test_rule(test: str) -> Rule:
-    """The chapter's rule for an :func:`ad_tests` test: Score-CAM's BNN - FP difference
-    below a 10-point margin, every other test above 0."""
-    return Rule.below(10.0, unit=" AD points") if test.startswith("Score-CAM") else Rule.above(0.0)
-
-
-def judge_tests(tests: dict[str, CI], has_baseline: bool = True) -> pd.DataFrame:
-    """Verdicts of :func:`ad_tests` under :func:`ad_test_rule` ("undefined" for NaN intervals;
-    the AD excess is capped with :func:`cap_verdict`)."""
-
-    rows = []
-    for test, ci in tests.items():
-        verdict = ad_test_rule(test).verdict(ci[1], ci[2]) if np.isfinite(ci[1]) else "undefined"
-        if test.startswith("AD excess"):
-            verdict = cap_verdict(verdict, has_baseline)
-        rows.append({"test": test, "value": round(float(ci[0]), 3), "low": round(float(ci[1]), 3),
-                     "high": round(float(ci[2]), 3), "verdict": verdict})
-    return pd.DataFrame(rows)
