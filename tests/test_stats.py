@@ -278,7 +278,7 @@ def test_seeds_images_redraws_and_rejects_impossible_statistics():
     _, boots = stats.seeds_images_replicates(_seed_gap(scores), {"fp": [0, 1], "bnn": [0, 1]},
                                              20, n_boot=200)
     assert len(boots) == 200 and np.all(np.isfinite(boots))
-    with pytest.raises(ValueError, match="more seeds"):
+    with pytest.raises(stats.TooFewSeeds, match="more seeds"):
         stats.seeds_images_replicates(_seed_gap(scores), {"fp": [0], "bnn": [0]}, 20)
     with pytest.raises(ValueError, match="must return 20 values"):
         stats.seeds_images_replicates(lambda d: np.zeros(3), {"fp": [0]}, 20)

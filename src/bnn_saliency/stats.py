@@ -82,6 +82,10 @@ def ratio_ci(num, den, n_boot: int = 2000, ci: float = 0.95, seed: int = 0, *,
 _MAX_ELEMENTS = 20_000_000
 
 
+class TooFewSeeds(ValueError):
+    """The shipped seeds cannot form a statistic's pairs (e.g. one seed for a seed term)."""
+
+
 class CI(NamedTuple):
     """A point estimate and its bootstrap interval; unpacks as ``point, low, high``."""
 
@@ -266,13 +270,13 @@ def seeds_images_bootstrap(prepare: Callable, seeds: dict[str, Sequence], n_imag
         ``(point, replicates)``.
 
     Raises:
-        ValueError: the statistic cannot be formed on all the seeds, or on almost no draw.
+        TooFewSeeds: the statistic cannot be formed on all the seeds, or on almost no draw.
     """
     _check_common(n_boot, 0.95)
     labels = {kind: list(v) for kind, v in seeds.items()}
     full = prepare(labels)
     if full is None:
-        raise ValueError(f"the statistic cannot be formed from the seeds {labels}: it needs "
+        raise TooFewSeeds(f"the statistic cannot be formed from the seeds {labels}: it needs "
                          "more seeds of some kind (e.g. two for a seed term)")
     rng = np.random.default_rng(seed)
     cache: dict[tuple, Callable | None] = {}
@@ -288,7 +292,7 @@ def seeds_images_bootstrap(prepare: Callable, seeds: dict[str, Sequence], n_imag
             if cache[key] is None:
                 redraws += 1
                 if redraws > 50 * n_boot:
-                    raise ValueError("almost no seed draw forms the statistic's pairs")
+                    raise TooFewSeeds("almost no seed draw forms the statistic's pairs")
                 continue
             boots.append(float(cache[key](rng.integers(0, n_images, n_images))))
     return point, np.asarray(boots)

@@ -81,7 +81,12 @@ def test_bootstrap_statistic_of_a_mean_equals_the_per_image_bootstrap():
     (ci_a, boots_a), (ci_b, boots_b) = (TWINS.bootstrap(per_image, 3),
                                         TWINS.bootstrap_statistic(prepare, 3))
     np.testing.assert_allclose(boots_a, boots_b, atol=1e-12)  # same draws, same statistic
-    assert ci_a.point == pytest.approx(np.mean(per_image(TWINS.seeds)))
+    assert ci_a.point == ci_b.point == pytest.approx(np.mean(per_image(TWINS.seeds)))
     one_kind = TWINS.bootstrap(lambda drawn: values["fp0"], 3, kinds=("fp",))
     assert one_kind[0].point == pytest.approx(7 / 3)
     assert "too few seeds" in TWINS.bootstrap_statistic(lambda drawn: None, 3)
+
+
+def test_a_broken_statistic_raises_instead_of_passing_for_missing_seeds():
+    with pytest.raises(ValueError, match="must return 2 values"):
+        TWINS.bootstrap(lambda drawn: np.zeros(3), 2)

@@ -109,6 +109,7 @@ V1_RESNET = [("v1:resnet-fp-s0", "v1:resnet-bnn-s0")]
 V1_ABLATIONS = [(a, b) for a in ("v1:vgg-fp-s0", "v1:vgg-bnn-s0")
                 for b in ("v1:vgg-binw-s0", "v1:vgg-bina-s0")]
 
+
 def _preprocess_layer_class():
     from tensorflow import keras
 
@@ -428,7 +429,7 @@ class Suite:
         seeds = {k: self.seeds[k] for k in kinds}
         try:
             point, boots = method(fn, seeds, n_images, seed=seed)
-        except ValueError:
+        except stats.TooFewSeeds:
             shipped = ", ".join(f"{k} {list(v)}" for k, v in seeds.items())
             return f"too few seeds shipped to form it ({shipped})"
         return stats.percentile_interval(point, boots), boots
