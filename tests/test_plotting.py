@@ -154,3 +154,10 @@ def test_noise_curves_and_propagation_panels():
                                       main=("vgg-fp-s0",))
     assert fig.axes[0].get_lines()[1].get_linestyle() == "--"  # the ResNet
     np.testing.assert_allclose(fig.axes[2].get_lines()[0].get_xdata(), [2.0, 20.0])
+
+
+def test_twin_style_of_suite_names_and_controls():
+    assert plotting.twin_style("v2:vgg-bnn-s0") == ("tab:red", "s", "-")
+    assert plotting.twin_style("v2:vgg-fp-s1") == ("tab:blue", "o", ":")
+    assert plotting.twin_style("v2:vgg-fp-s0-at-bnn-acc")[0] == "tab:grey"
+    assert plotting.twin_style("resnet-fp-s0")[2] == "--"

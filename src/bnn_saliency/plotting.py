@@ -331,11 +331,11 @@ def noise_curves(summary, models, noises, measures, *, main=(), colors=None, hli
             crosses (e.g. measured at one level only).
         noises: the grid (x positions 0..S-1, labelled in percent).
         measures: one panel each.
-        colors: model -> colour (default red for BNN twins, ``-bnn-`` in the name, else blue).
+        colors: model -> colour (default :func:`twin_style`'s).
         hlines: measure -> level of a dotted reference line (e.g. a baseline of 0).
     """
     pos = {s: i for i, s in enumerate(noises)}
-    colors = colors or {n: "tab:red" if "-bnn-" in n else "tab:blue" for n in models}
+    colors = colors or {n: twin_style(n)[0] for n in models}
     fig, axes = plt.subplots(1, len(measures), figsize=(13 / 3 * len(measures), 3.4),
                              squeeze=False)
     for ax, meas in zip(axes[0], measures):
@@ -357,9 +357,18 @@ def noise_curves(summary, models, noises, measures, *, main=(), colors=None, hli
     return fig
 
 
-#: Colour and marker per twin variant.
+#: Colour and marker per twin variant (and for the accuracy-matched FP controls).
 VARIANT_STYLE = {"fp": ("tab:blue", "o"), "bnn": ("tab:red", "s"), "binw": ("tab:green", "^"),
-                 "bina": ("tab:purple", "v")}
+                 "bina": ("tab:purple", "v"), "control": ("tab:grey", "D")}
+
+
+def twin_style(name: str) -> tuple[str, str, str]:
+    """``(colour, marker, line style)`` of a twin ``[v2:]<family>-<variant>-s<seed>[...]``:
+    the variant's colour (grey for an accuracy-matched control), dashed for a ResNet, solid
+    for seed 0 and dotted for the other seeds."""
+    family, variant, seed = name.rpartition(":")[2].split("-")[:3]
+    c, mk = VARIANT_STYLE["control" if "at-bnn-acc" in name else variant]
+    return c, mk, "--" if family == "resnet" else ("-" if seed == "s0" else ":")
 
 
 def propagation_panels(pre, flips, models, *, main=(), noises=(0.02, 0.20)):
@@ -376,17 +385,15 @@ def propagation_panels(pre, flips, models, *, main=(), noises=(0.02, 0.20)):
     fig, axes = plt.subplots(1, len(noises) + 1, figsize=(13, 3.6))
     for ax, s in zip(axes[:-1], noises):
         for n in models:
-            family, variant, seed = n.split("-")[:3]
-            c, mk = VARIANT_STYLE[variant]
+            c, mk, ls = twin_style(n)
             rows = pre[(pre["model"] == n) & (pre["noise"] == s)].groupby("rdepth")["rel_change"].mean()
-            ax.plot(rows.index, rows.values, marker=mk, color=c, ms=3,
-                    ls="--" if family == "resnet" else ("-" if seed == "s0" else ":"), label=n)
+            ax.plot(rows.index, rows.values, marker=mk, color=c, ms=3, ls=ls, label=n)
         ax.set_yscale("log")
         ax.set_xlabel("relative depth")
         ax.set_title(f"relative change at σ = {100 * s:g}%")
     axes[0].legend(fontsize=6)
     for n in models:
-        c, mk = VARIANT_STYLE[n.split("-")[1]]
+        c, mk, _ = twin_style(n)
         fr = flips[flips["model"] == n].groupby("noise")["flip_rate"].mean()
         is_main = n in main
         axes[-1].plot([100 * v for v in fr.index], fr.values, marker=mk, color=c,

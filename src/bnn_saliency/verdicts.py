@@ -267,7 +267,7 @@ def _needs_matched(entry: dict) -> bool:
 
 def registered(claim_id: str, measure: str, ci, threshold: float | None = None,
                path: Path = REGISTRY_PATH, *, interval: str = "", replicates=None,
-               matched=None) -> Claim:
+               matched=None, matched_threshold: float | None = None) -> Claim:
     """The registered claim ``claim_id`` judged on ``ci = (value, low, high)``: its text,
     source, section and rule come from the registry, so the chapter cannot apply another.
 
@@ -278,6 +278,8 @@ def registered(claim_id: str, measure: str, ci, threshold: float | None = None,
         matched: for an entry with an ``accuracy_matched`` contrast, required: the contrast's
             ``(value, low, high)`` (judged by the same rule) or, when the shipped models cannot
             form it, a string saying why.
+        matched_threshold: the matched contrast's own value of a threshold the registry
+            derives from data (e.g. a seed bound from the control pairs); default ``threshold``.
     """
     from .stats import replicate_pvalue
 
@@ -305,9 +307,13 @@ def registered(claim_id: str, measure: str, ci, threshold: float | None = None,
             matched_record = {"missing": matched}
         else:
             value, low, high = (float(c) for c in matched)
+            matched_rule = (rule if matched_threshold is None
+                            else rule_from_spec(e["rule"], matched_threshold))
             matched_record = {"value": value, "low": low, "high": high,
-                              "verdict": rule.verdict(low, high)}
-    elif matched is not None:
+                              "verdict": matched_rule.verdict(low, high)}
+            if matched_threshold is not None:
+                matched_record["threshold"] = float(matched_threshold)
+    elif matched is not None or matched_threshold is not None:
         raise ValueError(f"{claim_id} registers no accuracy_matched contrast")
     return replace(claim, claim_id=claim_id, interval=interval, p_value=p_value,
                    matched=matched_record)

@@ -27,14 +27,15 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .. import evaluation, methods, models, postprocess
-from ..memo import cached
-from ..stats import CI, bootstrap_ci, paired_bootstrap_diff
+from ... import evaluation, methods, models, postprocess
+from ...memo import cached
+from ...stats import CI, bootstrap_ci, paired_bootstrap_diff
 
 
 @cached
 def smoothgrad_halves(model, images, targets, noises: Sequence[float], n_per_half: int,
-                      seeds: Sequence[int] = (1, 2), batch_size: int = 256) -> np.ndarray:
+                      seeds: Sequence[int] = (1, 2), batch_size: int = 256,
+                      image_ids=None) -> np.ndarray:
     """Absolute-value SmoothGrad at each noise level, one array per independent half.
 
     For half ``h`` and level ``noises[k]`` this is ``methods.smoothgrad(model, images,
@@ -51,6 +52,9 @@ def smoothgrad_halves(model, images, targets, noises: Sequence[float], n_per_hal
             ``len(seeds) * n_per_half`` samples.
         seeds: one noise seed per half (default (1, 2)); must be distinct.
         batch_size: gradients per compiled call (default 256).
+        image_ids: one non-negative integer per image keying its noise (passed to
+            :func:`bnn_saliency.methods.smoothgrad`), so a subset of the images gets the
+            draws it gets in the full set; default None (one generator for all images).
 
     Returns:
         float32 array ``(len(seeds), len(noises), N, H, W, C)`` of raw (unnormalized)
@@ -75,7 +79,7 @@ def smoothgrad_halves(model, images, targets, noises: Sequence[float], n_per_hal
             else:
                 m = methods.smoothgrad(model, images, targets, noise=noise,
                                         n_samples=int(n_per_half), seed=seed, magnitude="abs",
-                                        batch_size=batch_size)
+                                        image_ids=image_ids, batch_size=batch_size)
             if out is None:
                 out = np.empty((len(seeds), len(noises)) + m.shape, dtype=np.float32)
             out[h, k] = m
@@ -392,21 +396,23 @@ def n_check_counts(check, labels: tuple[str, str] = ("n=8", "n=16"), noise: floa
 @cached
 def randomization_table(name: str, model, images, labels, maps_a, maps_b, *, noise: float = 0.5,
                         n_half: int = 4, seed: int = 5, randomization_seed: int = 0,
-                        layers=None):
+                        layers=None, image_ids=None):
     """Per image: Spearman of a model's map with the map of its fully re-initialized copy
     (``vs randomized``) and with an independent map of the model itself (``vs itself``).
 
     The copy (:func:`bnn_saliency.models.randomize_layers` of ``layers``, default the spec's
     randomization layers; batch normalization reset) is explained at ``noise`` with
     ``n_half`` samples and noise seed ``seed`` (independent of the model's own draws).
-    ``maps_a`` and ``maps_b`` are two independent displayed maps of the model at ``noise``.
+    ``maps_a`` and ``maps_b`` are two independent displayed maps of the model at ``noise``;
+    ``image_ids`` keys the copy's noise per image (:func:`smoothgrad_halves`).
     """
     import pandas as pd
 
 
     layers = models.get_spec(name).randomization_layers if layers is None else layers
     rnd = models.randomize_layers(model, layers, seed=randomization_seed, reset_batchnorm=True)
-    r = display(smoothgrad_halves(rnd, images, labels, [noise], n_half, seeds=(seed,))[0, 0])
+    r = display(smoothgrad_halves(rnd, images, labels, [noise], n_half, seeds=(seed,),
+                                  image_ids=image_ids)[0, 0])
     return pd.DataFrame({"model": name, "image": np.arange(len(images)),
                          "vs randomized": evaluation.spearman_abs(maps_a, r),
                          "vs itself": evaluation.spearman_abs(maps_a, maps_b)})
