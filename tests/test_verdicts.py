@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from bnn_saliency import verdicts
@@ -58,3 +59,41 @@ def test_format_ci():
     assert verdicts.format_ci((0.1, 0.05, 0.2), digits=1, scale=100, suffix="%") == "10.0% [5.0%, 20.0%]"
     with pytest.raises(ValueError, match="value, low, high"):
         verdicts.format_ci((1.0, 2.0))
+
+
+def _judged(claim_id, ci, replicates, matched=None, precondition=None):
+    return verdicts.registered(claim_id, "m", ci, replicates=replicates, matched=matched,
+                               interval="seeds>images", precondition=precondition)
+
+
+def test_precondition_absent_relabels_the_verdict_and_keeps_the_rules():
+    """ch03.inversion_closer_to_fp holds only where ch03.gradcam_blank_on_bnn is reproduced
+    or partly (the registry's precondition); the p-value is the rule's either way."""
+    boots = np.linspace(-1, 1, 101)
+    blank_no = _judged("ch03.gradcam_blank_on_bnn", (-5.0, -8.0, -2.0), boots,
+                       matched=(10.0, 6.0, 12.0))  # not reproduced; matched reproduced (> 5 pp)
+    blank_yes = _judged("ch03.gradcam_blank_on_bnn", (5.0, 2.0, 8.0), boots,
+                        matched=(-1.0, -2.0, -0.5))  # reproduced; matched not reproduced
+    absent = _judged("ch03.inversion_closer_to_fp", (-0.5, -0.6, -0.4), boots,
+                     matched=(0.2, 0.1, 0.3), precondition=blank_no)
+    assert absent.verdict == verdicts.PRECONDITION_ABSENT
+    assert absent.precondition == {"claim": "ch03.gradcam_blank_on_bnn", "holds": False,
+                                   "rule_verdict": "not reproduced"}
+    assert absent.matched["verdict"] == "reproduced"  # the matched precondition holds
+    assert absent.p_value == pytest.approx(verdicts.registered(
+        "ch03.inversion_closer_to_fp", "m", (-0.5, -0.6, -0.4), replicates=boots,
+        matched=(0.2, 0.1, 0.3), precondition=blank_yes).p_value)
+    held = _judged("ch03.inversion_closer_to_fp", (-0.5, -0.6, -0.4), boots,
+                   matched=(0.2, 0.1, 0.3), precondition=blank_yes)
+    assert held.verdict == "not reproduced" and held.precondition["holds"]
+    assert held.matched == {"value": 0.2, "low": 0.1, "high": 0.3,
+                            "verdict": verdicts.PRECONDITION_ABSENT,
+                            "rule_verdict": "reproduced"}
+    assert "(rule: not reproduced)" in verdicts.verdict_lines([absent])
+    assert "(rule:" not in verdicts.verdict_lines([held])
+    with pytest.raises(ValueError, match="precondition="):
+        _judged("ch03.inversion_closer_to_fp", (-0.5, -0.6, -0.4), boots,
+                matched=(0.2, 0.1, 0.3))
+    with pytest.raises(ValueError, match="no precondition"):
+        _judged("ch03.gradcam_blank_on_bnn", (5.0, 2.0, 8.0), boots,
+                matched=(10.0, 6.0, 12.0), precondition=blank_yes)

@@ -24,7 +24,13 @@ VERDICTS = ("reproduced", "partly", "not reproduced")
 GOAL_VERDICTS = ("met", "borderline", "not met")
 
 #: Verdict colours of every claims table, badge and figure (green, amber, red).
-VERDICT_COLORS = {"reproduced": "#1a7f37", "partly": "#b35900", "not reproduced": "#cf222e"}
+VERDICT_COLORS = {"reproduced": "#1a7f37", "partly": "#b35900", "not reproduced": "#cf222e",
+                  "precondition absent": "#57606a"}
+#: The verdict of a claim whose registered precondition does not hold (a repair of an anomaly
+#: that does not occur); the rule's own verdict is kept beside it.
+PRECONDITION_ABSENT = "precondition absent"
+#: Every verdict a claim can carry: a rule's three, and :data:`PRECONDITION_ABSENT`.
+CLAIM_VERDICTS = VERDICTS + (PRECONDITION_ABSENT,)
 
 
 def _fmt(x: float) -> str:
@@ -178,8 +184,12 @@ class Claim:
         matched: the same contrast with the accuracy-matched FP controls in place of the FP
             twins, judged by the same rule: ``{"value", "low", "high", "verdict"}``, or
             ``{"missing": why}`` when the shipped models cannot form it.
+        precondition: for a claim with a registered precondition, ``{"claim", "holds",
+            "rule_verdict"}``: the claim id it rests on, whether that claim's verdict meets it,
+            and the rule's verdict (the claim's verdict is :data:`PRECONDITION_ABSENT` when it
+            does not hold).
 
-    The last four are left out of :meth:`to_dict` while unset.
+    The last five are left out of :meth:`to_dict` while unset.
     """
 
     claim: str
@@ -195,13 +205,14 @@ class Claim:
     interval: str = ""
     p_value: float | None = None
     matched: dict | None = None
+    precondition: dict | None = None
 
     def to_dict(self) -> dict:
         """The claim as saved in ``book/results`` (unset registry fields left out)."""
         out = {k: getattr(self, k) for k in ("claim", "source", "measure", "value", "low",
                                              "high", "threshold", "verdict", "section")}
         for key, unset in (("claim_id", ""), ("interval", ""), ("p_value", None),
-                           ("matched", None)):
+                           ("matched", None), ("precondition", None)):
             if getattr(self, key) != unset:
                 out[key] = getattr(self, key)
         return out
@@ -222,8 +233,8 @@ class Claim:
         return cls(claim, source, measure, value, low, high, text, verdict, section)
 
     def __post_init__(self):
-        if self.verdict not in VERDICTS:
-            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+        if self.verdict not in CLAIM_VERDICTS:
+            raise ValueError(f"verdict must be one of {CLAIM_VERDICTS}, got {self.verdict!r}")
         for name in ("value", "low", "high"):
             if not math.isfinite(getattr(self, name)):
                 raise ValueError(f"{name} of claim {self.claim!r} is not finite")
@@ -267,7 +278,8 @@ def _needs_matched(entry: dict) -> bool:
 
 def registered(claim_id: str, measure: str, ci, threshold: float | None = None,
                path: Path = REGISTRY_PATH, *, interval: str = "", replicates=None,
-               matched=None, matched_threshold: float | None = None) -> Claim:
+               matched=None, matched_threshold: float | None = None,
+               precondition: Claim | None = None) -> Claim:
     """The registered claim ``claim_id`` judged on ``ci = (value, low, high)``: its text,
     source, section and rule come from the registry, so the chapter cannot apply another.
 
@@ -280,6 +292,10 @@ def registered(claim_id: str, measure: str, ci, threshold: float | None = None,
             form it, a string saying why.
         matched_threshold: the matched contrast's own value of a threshold the registry
             derives from data (e.g. a seed bound from the control pairs); default ``threshold``.
+        precondition: for an entry with a ``precondition``, required: the judged claim it
+            names. Where that claim's verdict is not in ``holds_if``, the verdict becomes
+            :data:`PRECONDITION_ABSENT` (the matched contrast's, where that claim's matched
+            verdict is not); the rule's verdicts are kept.
     """
     from .stats import replicate_pvalue
 
@@ -315,8 +331,24 @@ def registered(claim_id: str, measure: str, ci, threshold: float | None = None,
                 matched_record["threshold"] = float(matched_threshold)
     elif matched is not None or matched_threshold is not None:
         raise ValueError(f"{claim_id} registers no accuracy_matched contrast")
+    verdict, pre_record = claim.verdict, None
+    if "precondition" in e:
+        spec = e["precondition"]
+        if precondition is None or precondition.claim_id != spec["claim"]:
+            raise ValueError(f"{claim_id} registers the precondition {spec['claim']}: pass that "
+                             "judged claim as precondition=")
+        holds = precondition.verdict in spec["holds_if"]
+        pre_record = {"claim": spec["claim"], "holds": holds, "rule_verdict": claim.verdict}
+        verdict = claim.verdict if holds else PRECONDITION_ABSENT
+        if matched_record and "verdict" in matched_record:
+            pre_matched = (precondition.matched or {}).get("verdict")
+            if pre_matched not in spec["holds_if"]:
+                matched_record = {**matched_record, "rule_verdict": matched_record["verdict"],
+                                  "verdict": PRECONDITION_ABSENT}
+    elif precondition is not None:
+        raise ValueError(f"{claim_id} registers no precondition")
     return replace(claim, claim_id=claim_id, interval=interval, p_value=p_value,
-                   matched=matched_record)
+                   matched=matched_record, verdict=verdict, precondition=pre_record)
 
 
 def format_ci(ci, digits: int = 3, scale: float = 1.0, suffix: str = "") -> str:
@@ -350,7 +382,10 @@ def table(claims: list[Claim]):
              "value [95% CI]": f"{c.value:.3f} [{c.low:.3f}, {c.high:.3f}]",
              "threshold": c.threshold} for c in claims]
     for row, c in zip(rows, claims):  # registered claims: in the rule's cell, no extra columns
-        extra = [f"accuracy-matched: {matched_text(c.matched)}" if c.matched else "",
+        extra = [f"precondition {c.precondition['claim']} fails; rule verdict "
+                 f"{c.precondition['rule_verdict']}"
+                 if c.precondition and not c.precondition["holds"] else "",
+                 f"accuracy-matched: {matched_text(c.matched)}" if c.matched else "",
                  f"interval over {c.interval}" if c.interval else "",
                  f"p = {c.p_value:.3g} (unadjusted)" if c.p_value is not None else ""]
         row["threshold"] = "; ".join([row["threshold"]] + [e for e in extra if e])
@@ -367,7 +402,14 @@ def verdict_lines(claims: list[Claim]) -> str:
         if not c.matched:
             return ""
         return f" (accuracy-matched: {c.matched.get('verdict', 'missing')})"
-    return "\n".join(f"{c.verdict}{matched(c)}: {c.claim}" for c in claims)
+    return "\n".join(f"{c.verdict}{rule_verdict(c)}{matched(c)}: {c.claim}" for c in claims)
+
+
+def rule_verdict(c: Claim) -> str:
+    """``" (rule: <verdict>)"`` for a claim whose precondition does not hold, else ``""``."""
+    if c.precondition and not c.precondition["holds"]:
+        return f" (rule: {c.precondition['rule_verdict']})"
+    return ""
 
 
 def save(chapter: str, claims: list[Claim], results_dir: Path = RESULTS_DIR) -> Path:

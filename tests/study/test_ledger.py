@@ -102,14 +102,14 @@ def test_verdict_counts_and_figure(tmp_path):
     _save(tmp_path, chapter="02_b", verdict="partly")
     counts = ledger.verdict_counts(tmp_path)
     assert counts.index.tolist() == ["01_a", "02_b"]
-    assert counts.columns.tolist() == list(verdicts.VERDICTS)
-    assert counts.loc["01_a"].tolist() == [1, 0, 1] and counts.loc["02_b"].tolist() == [0, 1, 0]
+    assert counts.columns.tolist() == list(verdicts.CLAIM_VERDICTS)
+    assert counts.loc["01_a"].tolist() == [1, 0, 1, 0] and counts.loc["02_b"].tolist() == [0, 1, 0, 0]
     fig = ledger.verdict_figure(counts)
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["1 a", "2 b"]
     widths = sorted(round(p.get_width()) for p in ax.patches)
-    assert widths == [0, 0, 0, 1, 1, 1]  # one segment per (chapter, verdict), empty ones 0 wide
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == list(verdicts.VERDICTS)
+    assert widths == [0] * 5 + [1] * 3  # one segment per (chapter, verdict), empty ones 0 wide
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == list(verdicts.CLAIM_VERDICTS)
     assert ledger.verdict_counts(tmp_path / "empty").empty
 
 

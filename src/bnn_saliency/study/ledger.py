@@ -8,7 +8,7 @@ import pandas as pd
 
 from ..results import RESULTS_DIR
 from ..stats import holm
-from ..verdicts import REGISTRY_PATH, VERDICT_COLORS, VERDICTS, load_all, registry
+from ..verdicts import CLAIM_VERDICTS, REGISTRY_PATH, VERDICT_COLORS, load_all, registry
 
 # where each chapter lives in the book, for links from the ledger
 CHAPTER_DOCS = {
@@ -139,12 +139,13 @@ def primary_claims(results_dir: Path = RESULTS_DIR,
 
 
 def verdict_counts(results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
-    """Claims per chapter (rows, book order) and verdict (columns, :data:`VERDICTS`)."""
+    """Claims per chapter (rows, book order) and verdict (columns,
+    :data:`~bnn_saliency.verdicts.CLAIM_VERDICTS`)."""
     df = ledger(results_dir)
     if df.empty:
-        return pd.DataFrame(columns=list(VERDICTS), dtype=int)
+        return pd.DataFrame(columns=list(CLAIM_VERDICTS), dtype=int)
     counts = pd.crosstab(df["chapter"], df["verdict"])
-    counts = counts.reindex(columns=list(VERDICTS), fill_value=0)
+    counts = counts.reindex(columns=list(CLAIM_VERDICTS), fill_value=0)
     order = list(dict.fromkeys(df["chapter"]))  # load_all's order: chapter-file order
     counts = counts.reindex(order).astype(int)
     counts.index.name, counts.columns.name = "chapter", "verdict"
@@ -153,8 +154,8 @@ def verdict_counts(results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
 
 def verdict_figure(counts: pd.DataFrame | None = None, *, ax=None):
     """Stacked horizontal bars of :func:`verdict_counts`: one bar per chapter (first chapter
-    on top), green reproduced, amber partly, red not reproduced, each segment labelled with
-    its count. Returns the figure."""
+    on top), green reproduced, amber partly, red not reproduced, grey precondition absent,
+    each segment labelled with its count. Returns the figure."""
     import matplotlib.pyplot as plt
 
     counts = verdict_counts() if counts is None else counts
@@ -163,7 +164,7 @@ def verdict_figure(counts: pd.DataFrame | None = None, *, ax=None):
     labels = [chapter_short(c) for c in counts.index]
     y = list(range(len(counts)))
     left = [0] * len(counts)
-    for verdict in VERDICTS:
+    for verdict in CLAIM_VERDICTS:
         widths = counts[verdict].tolist() if verdict in counts else [0] * len(counts)
         bars = ax.barh(y, widths, left=left, color=VERDICT_COLORS[verdict], label=verdict,
                        edgecolor="white", height=0.7)
@@ -174,7 +175,7 @@ def verdict_figure(counts: pd.DataFrame | None = None, *, ax=None):
     ax.invert_yaxis()
     ax.set_xlabel("claims")
     ax.spines[["top", "right"]].set_visible(False)
-    ax.legend(ncol=len(VERDICTS), loc="lower center", bbox_to_anchor=(0.5, 1.0),
+    ax.legend(ncol=len(CLAIM_VERDICTS), loc="lower center", bbox_to_anchor=(0.5, 1.0),
               frameon=False, fontsize=8)
     ax.figure.tight_layout()
     return ax.figure

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ...methods.cam_parts import BLANK_TOL, cam_variants, gradcam_layers
-from ...verdicts import Claim, format_ci, registered
+from ...verdicts import Claim, format_ci, registered, registry
 from ..common import V1_ABLATIONS, V1_RESNET, PairScores, Suite
 from .tables import (
     METHODS,
@@ -267,11 +267,12 @@ def method_statistics(suite: Suite, methods_table: pd.DataFrame, claim_layer: st
         out[f"ste/{layer}"] = method_gap(suite, methods_table, layer, "Grad-CAM",
                                          minus="Score-CAM")
     if claim_layer in set(methods_table["layer"]):
-        for suffix, a in (("", "fp"), ("_matched", "control")):
-            out["scorecam" + suffix] = method_gap(suite, methods_table, claim_layer,
-                                                  "Score-CAM", a)
-            out["ste" + suffix] = method_gap(suite, methods_table, claim_layer, "Grad-CAM", a,
-                                             minus="Score-CAM")
+        out["scorecam"] = out[f"gap/{claim_layer}/Score-CAM"]
+        out["ste"] = out[f"ste/{claim_layer}"]
+        out["scorecam_matched"] = method_gap(suite, methods_table, claim_layer, "Score-CAM",
+                                             "control")
+        out["ste_matched"] = method_gap(suite, methods_table, claim_layer, "Grad-CAM",
+                                        "control", minus="Score-CAM")
         out["scorecam_seed"] = seed_spread(
             suite, per_model(methods_table, "AD", "Score-CAM", claim_layer))
     return out
@@ -336,9 +337,10 @@ V2_CLAIMS = {
 
 def v2_claims(statistics: dict[str, object], claim_ids=None) -> list[Claim]:
     """The registered claims (:data:`V2_CLAIMS`, or those of ``claim_ids``) judged on
-    :func:`v2_statistics` (interval over seeds, then images). A claim whose statistic cannot
-    be formed with the shipped models raises, naming why."""
-    rows = []
+    :func:`v2_statistics` (interval over seeds, then images), each with the claim its
+    registered precondition names judged first. A claim whose statistic cannot be formed with
+    the shipped models raises, naming why."""
+    rows, entries = [], registry()
     for claim_id in claim_ids or V2_CLAIMS:
         key, measure = V2_CLAIMS[claim_id]
         if key not in statistics:
@@ -346,9 +348,12 @@ def v2_claims(statistics: dict[str, object], claim_ids=None) -> list[Claim]:
         if isinstance(statistics[key], str):
             raise RuntimeError(f"{claim_id} cannot be formed: {statistics[key]}")
         matched = statistics.get(f"{key}_matched")
+        pre = entries[claim_id].get("precondition")
         rows.append(registered(claim_id, measure, _ci(statistics[key]), interval="seeds>images",
                                replicates=_boots(statistics[key]),
-                               matched=None if matched is None else _ci(matched)))
+                               matched=None if matched is None else _ci(matched),
+                               precondition=None if pre is None else v2_claims(
+                                   statistics, [pre["claim"]])[0]))
     return rows
 
 
