@@ -160,3 +160,14 @@ def test_primary_claims_holm_adjust_the_family_with_p_1_for_tests_not_yet_rerun(
     # Holm over (0.01, 0.02, 1): 3 * 0.01, max(2 * 0.02, 0.03), 1
     assert table["p (Holm)"].tolist() == pytest.approx([0.03, 0.04, 1.0])
     assert table["protocol"].iloc[2].startswith("v1")
+
+
+def test_ledger_says_when_a_precondition_is_absent(tmp_path):
+    _save(tmp_path, verdict="precondition absent", threshold="CI low > 0",
+          precondition={"claim": "ch03.x", "holds": False, "rule_verdict": "not reproduced"})
+    _save(tmp_path, chapter="10_y", precondition={"claim": "ch03.x", "holds": True,
+                                                  "rule_verdict": "partly"})
+    rows = ledger.ledger(tmp_path).set_index("chapter")["threshold"]
+    assert rows["09_x"] == ("CI low > 0; precondition (ch03.x) absent, the rule's verdict: "
+                            "not reproduced")
+    assert rows["10_y"] == "t"

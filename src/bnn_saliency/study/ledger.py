@@ -22,13 +22,18 @@ CHAPTER_DOCS = {
 
 
 def ledger(results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
-    """Every claim saved by a chapter, with a MyST link to the section that measured it."""
+    """Every claim saved by a chapter, with a MyST link to the section that measured it; a
+    claim whose precondition is absent says so, with the rule's verdict, in its threshold."""
     rows = []
     for c in load_all(results_dir):
+        pre = c.get("precondition") or {}
+        threshold = c["threshold"] + (
+            f"; precondition ({pre['claim']}) absent, the rule's verdict: {pre['rule_verdict']}"
+            if pre and not pre["holds"] else "")
         rows.append({
             "claim": c["claim"], "source": c["source"], "measure": c["measure"],
             "value": f"{c['value']:.3f}", "95% CI": f"[{c['low']:.3f}, {c['high']:.3f}]",
-            "threshold": c["threshold"], "verdict": c["verdict"],
+            "threshold": threshold, "verdict": c["verdict"],
             "section": c["section"], "chapter": c["chapter"],
         })
     return pd.DataFrame(rows)
