@@ -382,9 +382,7 @@ def table(claims: list[Claim]):
              "value [95% CI]": f"{c.value:.3f} [{c.low:.3f}, {c.high:.3f}]",
              "threshold": c.threshold} for c in claims]
     for row, c in zip(rows, claims):  # registered claims: in the rule's cell, no extra columns
-        extra = [f"precondition {c.precondition['claim']} fails; rule verdict "
-                 f"{c.precondition['rule_verdict']}"
-                 if c.precondition and not c.precondition["holds"] else "",
+        extra = [precondition_text(c.precondition),
                  f"accuracy-matched: {matched_text(c.matched)}" if c.matched else "",
                  f"interval over {c.interval}" if c.interval else "",
                  f"p = {c.p_value:.3g} (unadjusted)" if c.p_value is not None else ""]
@@ -403,6 +401,19 @@ def verdict_lines(claims: list[Claim]) -> str:
             return ""
         return f" (accuracy-matched: {c.matched.get('verdict', 'missing')})"
     return "\n".join(f"{c.verdict}{rule_verdict(c)}{matched(c)}: {c.claim}" for c in claims)
+
+
+def precondition_text(precondition: dict | None, path: Path = REGISTRY_PATH) -> str:
+    """A failed precondition for a table cell, in words that wrap: ``"precondition absent
+    (claim 5 of the paper not reproduced); the rule's verdict: not reproduced"``; ``""`` where
+    the claim has no precondition or it holds."""
+    if not precondition or precondition["holds"]:
+        return ""
+    entry = registry(path).get(precondition["claim"], {})
+    which = (f"claim {entry['paper_claim']} of the paper" if "paper_claim" in entry
+             else "the claim it rests on")
+    return (f"precondition absent ({which} not reproduced); the rule's verdict: "
+            f"{precondition['rule_verdict']}")
 
 
 def rule_verdict(c: Claim) -> str:

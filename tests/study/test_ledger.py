@@ -163,11 +163,15 @@ def test_primary_claims_holm_adjust_the_family_with_p_1_for_tests_not_yet_rerun(
 
 
 def test_ledger_says_when_a_precondition_is_absent(tmp_path):
-    _save(tmp_path, verdict="precondition absent", threshold="CI low > 0",
-          precondition={"claim": "ch03.x", "holds": False, "rule_verdict": "not reproduced"})
-    _save(tmp_path, chapter="10_y", precondition={"claim": "ch03.x", "holds": True,
-                                                  "rule_verdict": "partly"})
+    pre = {"claim": "ch03.gradcam_blank_on_bnn", "holds": False, "rule_verdict": "partly"}
+    _save(tmp_path, verdict="precondition absent", threshold="CI low > 0", precondition=pre)
+    _save(tmp_path, chapter="10_y", precondition={**pre, "holds": True})
+    _save(tmp_path, chapter="11_z", verdict="precondition absent",
+          precondition={**pre, "claim": "ch99.unregistered"})
     rows = ledger.ledger(tmp_path).set_index("chapter")["threshold"]
-    assert rows["09_x"] == ("CI low > 0; precondition (ch03.x) absent, the rule's verdict: "
-                            "not reproduced")
+    assert rows["09_x"] == ("CI low > 0; precondition absent (claim 5 of the paper not "
+                            "reproduced); the rule's verdict: partly")
     assert rows["10_y"] == "t"
+    assert "(the claim it rests on not reproduced)" in rows["11_z"]
+    assert "white-space:normal" in ledger.verdict_badge("precondition absent")
+    assert "white-space:nowrap" in ledger.verdict_badge("not reproduced")

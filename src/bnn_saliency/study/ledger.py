@@ -8,7 +8,15 @@ import pandas as pd
 
 from ..results import RESULTS_DIR
 from ..stats import holm
-from ..verdicts import CLAIM_VERDICTS, REGISTRY_PATH, VERDICT_COLORS, load_all, registry
+from ..verdicts import (
+    CLAIM_VERDICTS,
+    PRECONDITION_ABSENT,
+    REGISTRY_PATH,
+    VERDICT_COLORS,
+    load_all,
+    precondition_text,
+    registry,
+)
 
 # where each chapter lives in the book, for links from the ledger
 CHAPTER_DOCS = {
@@ -26,10 +34,8 @@ def ledger(results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
     claim whose precondition is absent says so, with the rule's verdict, in its threshold."""
     rows = []
     for c in load_all(results_dir):
-        pre = c.get("precondition") or {}
-        threshold = c["threshold"] + (
-            f"; precondition ({pre['claim']}) absent, the rule's verdict: {pre['rule_verdict']}"
-            if pre and not pre["holds"] else "")
+        absent = precondition_text(c.get("precondition"))
+        threshold = c["threshold"] + (f"; {absent}" if absent else "")
         rows.append({
             "claim": c["claim"], "source": c["source"], "measure": c["measure"],
             "value": f"{c['value']:.3f}", "95% CI": f"[{c['low']:.3f}, {c['high']:.3f}]",
@@ -79,8 +85,9 @@ def verdict_badge(verdict: str) -> str:
     """The verdict as a coloured inline-HTML badge; the text itself sits between the tags, so
     an output that drops raw HTML (LaTeX) still shows the word."""
     color = VERDICT_COLORS.get(verdict, "#57606a")
+    wrap = "normal" if verdict == PRECONDITION_ABSENT else "nowrap"  # the one long label
     style = (f"background:{color};color:#fff;padding:0.1em 0.4em;border-radius:0.35em;"
-             "white-space:nowrap;font-size:0.85em;font-weight:600")
+             f"white-space:{wrap};font-size:0.85em;font-weight:600")
     return f'<span class="ledger-verdict" style="{style}">{md_escape(verdict)}</span>'
 
 
