@@ -21,7 +21,32 @@ run() {  # name, then train args
     || "$PY" -m bnn_saliency.models.training --float32-eval-only --out-dir "$OUT" "$@"
   (cd "$OUT" && sha256sum ./*.weights.h5 | sed 's# \./# #' > SHA256SUMS)
 }
+# Data randomization: a 2,000-image training subset without augmentation, shuffled labels
+# (-randlabels) or the true ones (-truelabels, the control: identical subset and recipe).
+SUBSET=(--train-subset 2000 --no-augment --batch-size 128 --epochs 100)
+control() {  # seed: the checkpoint of vgg-fp-s<seed> closest to vgg-bnn-s<seed>'s accuracy
+  local seed=$1 name="vgg-fp-s$1-at-bnn-acc" runs="runs/v2/vgg-fp-s$1"
+  [ -n "${ONLY:-}" ] && [ "$ONLY" != "$name" ] && return 0
+  [ -f "$OUT/$name.json" ] && return 0
+  if [ ! -f "$runs/log.csv" ]; then  # the original run's epochs are gone: re-run its start
+    runs="$runs-rerun"
+    nice -n 19 "$PY" -m bnn_saliency.models.training --out-dir "$OUT" --run-dir "$runs" \
+      --model vgg-fp --seed "$seed" "${FP_RECIPE[@]}" --stop-after "${STOP_AFTER:-10}"
+  fi
+  nice -n 19 "$PY" -m bnn_saliency.models.training --out-dir "$OUT" --run-dir "$runs" \
+    --matched-checkpoint "vgg-fp-s$seed" "vgg-bnn-s$seed"
+  (cd "$OUT" && sha256sum ./*.weights.h5 | sed 's# \./# #' > SHA256SUMS)
+}
 for seed in 0 1 2; do
   run "vgg-fp-s$seed"  --model vgg-fp  --seed "$seed" "${FP_RECIPE[@]}"
   run "vgg-bnn-s$seed" --model vgg-bnn --seed "$seed" "${BNN_RECIPE[@]}"
+  control "$seed"
+done
+for variant in bnn fp; do
+  recipe=FP_RECIPE; [ "$variant" = bnn ] && recipe=BNN_RECIPE
+  declare -n chosen=$recipe
+  run "vgg-$variant-s0-randlabels" --model "vgg-$variant" --seed 0 "${chosen[@]}" "${SUBSET[@]}" \
+    --random-labels --role "data randomization: shuffled labels"
+  run "vgg-$variant-s0-truelabels" --model "vgg-$variant" --seed 0 "${chosen[@]}" "${SUBSET[@]}" \
+    --suffix=-truelabels --role "data randomization control: true labels, identical recipe"
 done

@@ -13,6 +13,7 @@ from tensorflow import keras
 
 from bnn_saliency import verdicts
 from bnn_saliency.study.ch02_smoothgrad import protocol as c2
+from bnn_saliency.study import common
 from bnn_saliency.study.common import Suite
 
 SUITE = Suite({"fp": {0: "f0", 1: "f1"}, "bnn": {0: "b0", 1: "b1"}, "control": {}})
@@ -64,16 +65,16 @@ def _records():
     return pd.DataFrame(rows), gini
 
 
-def test_values_cross_mean_and_seed_bound_by_hand():
+def test_values_cross_difference_and_seed_bound_by_hand():
     records, gini = _records()
     v = c2.values(records, "gini", 0.2)
     np.testing.assert_allclose(v["f1"], gini["f1"])
-    per_image = c2.cross_mean(SUITE, v)(SUITE.seeds)
+    per_image = SUITE.cross_difference(v)(SUITE.seeds)
     # cross pairs (f0, b1), (f1, b0)
     want = ((np.array(gini["f0"]) - gini["b1"]) + (np.array(gini["f1"]) - gini["b0"])) / 2
     np.testing.assert_allclose(per_image, want)
-    np.testing.assert_allclose(c2.cross_mean(SUITE, v, sign=-1.0)(SUITE.seeds), -want)
-    assert c2.cross_mean(SUITE, v)({"fp": [0], "bnn": [0]}) is None
+    np.testing.assert_allclose(SUITE.cross_difference(v, "bnn", "fp")(SUITE.seeds), -want)
+    assert SUITE.cross_difference(v)({"fp": [0], "bnn": [0]}) is None
     # seed differences: f0 - f1 = (0.1, 0, -0.1), b0 - b1 = (-0.1, 0, -0.2); the bootstrap
     # means of three values lie within their range, and the extreme -0.2 draw is reachable
     bound = c2.seed_bound(SUITE, v)
@@ -123,6 +124,21 @@ def test_flip_sigma_interpolates_between_grid_points():
     assert c2.flip_sigma(flips, 0.50)["a"] == pytest.approx(0.2 + 0.2 * 0.2 / 0.5)
     assert c2.flip_sigma(flips, 0.05)["a"] == pytest.approx(0.05)  # from (0, 0)
     assert np.isnan(c2.flip_sigma(flips, 0.5)["b"])
+
+
+def test_best_noise_table_by_hand():
+    grid = (0.0, 0.1, 0.2)
+    peaks = {"gini": 0.0, "insertion gain": 0.2, "stability": 0.1}  # each measure's optimum
+    records = pd.DataFrame([{"model": "a", "noise": s, "measure": m, "image": i,
+                             "value": -abs(s - peak) + 0.01 * i}
+                            for m, peak in peaks.items() for s in grid for i in range(3)])
+    flips = pd.DataFrame({"model": "a", "noise": [0.1, 0.2], "flip_rate": [0.2, 0.6]})
+    row = c2.best_noise_table(records, flips, ["a"], grid).iloc[0]
+    assert [row[f"best σ ({m})"] for m in peaks] == [0.0, 0.2, 0.1]
+    # flips 0 at 0%, 0.2 at 10%, 0.6 at 20%: 10% at σ 0.05, 50% at 0.1 + 0.1 * 0.3 / 0.4
+    assert row["σ at 10% flips"] == pytest.approx(0.05)
+    assert row["σ at 50% flips"] == pytest.approx(0.175)
+    assert common.pct(0.06) == "6%" and common.pct(0.015) == "1.5%"
 
 
 def test_logit_changes_and_seed_ratio():

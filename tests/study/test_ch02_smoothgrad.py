@@ -14,7 +14,7 @@ from scipy import stats as sps
 from tensorflow import keras
 
 from bnn_saliency import evaluation, methods, models, stats, verdicts
-from bnn_saliency.study import ch02_smoothgrad, common
+from bnn_saliency.study import ch02_smoothgrad
 
 
 def quadratic_model():
@@ -73,44 +73,7 @@ def test_display_by_hand():
         ch02_smoothgrad.display(np.zeros((2, 2)))
 
 
-def test_argmax_bootstrap_clear_peaks_and_paired_difference():
-    grid = [0.0, 0.02, 0.1, 0.5]
-    rng = np.random.default_rng(0)
-    a = np.tile([0.1, 0.9, 0.3, 0.0], (50, 1)) + rng.normal(scale=0.01, size=(50, 4))
-    b = np.tile([0.1, 0.2, 0.8, 0.0], (50, 1)) + rng.normal(scale=0.01, size=(50, 4))
-    res = ch02_smoothgrad.argmax_bootstrap({"a": a, "b": b}, grid, n_boot=300)
-    assert tuple(res.interval("a")) == (0.02, 0.02, 0.02)
-    assert tuple(res.interval("b")) == (0.1, 0.1, 0.1)
-    assert res.difference("a", "b") == pytest.approx((-0.08, -0.08, -0.08))
-    low = ch02_smoothgrad.argmax_bootstrap({"a": -a}, grid, direction="lower", n_boot=50)
-    assert low.points["a"] == 0.02
-    probs = res.probabilities()
-    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
-    assert probs.loc["a", 0.02] == 1.0
 
-
-def test_argmax_bootstrap_distribution_matches_normal_approximation():
-    # two grid values; level 1 wins a replicate iff the resampled mean of d = s1 - s0 > 0
-    n, mu, sd = 400, 0.05, 1.0          # mean / standard error = 1
-    d = np.random.default_rng(1).normal(size=n)
-    d = (d - d.mean()) / d.std() * sd + mu
-    curves = np.stack([np.zeros(n), d], axis=1)
-    res = ch02_smoothgrad.argmax_bootstrap({"m": curves}, [0.0, 1.0], n_boot=4000, seed=3)
-    p_boot = float(np.mean(res.boots[:, 0] == 1.0))
-    assert p_boot == pytest.approx(sps.norm.cdf(mu / (sd / np.sqrt(n))), abs=0.03)
-    assert res.points["m"] == 1.0
-
-
-def test_argmax_bootstrap_ties_nan_and_errors():
-    grid = [1.0, 2.0, 3.0]
-    tie = np.tile([0.5, 0.5, 0.1], (10, 1))
-    assert ch02_smoothgrad.argmax_bootstrap({"t": tie}, grid, n_boot=20).points["t"] == 1.0
-    nan = np.tile([np.nan, 0.2, 0.1], (10, 1))
-    assert ch02_smoothgrad.argmax_bootstrap({"n": nan}, grid, n_boot=20).points["n"] == 2.0
-    with pytest.raises(ValueError, match="shape"):
-        ch02_smoothgrad.argmax_bootstrap({"a": tie, "b": tie[:5]}, grid)
-    with pytest.raises(ValueError, match="direction"):
-        ch02_smoothgrad.argmax_bootstrap({"a": tie}, grid, direction="max")
 
 
 def test_ratio_ci_normal_approximation():
@@ -152,7 +115,6 @@ def test_forward_matches_keras_and_metrics():
 
 
 # ------------------------------------------------------------------- the chapter's tables
-import pandas as pd  # noqa: E402
 
 
 def linear_model(seed=0, shape=(32, 32, 3), n_out=10):
@@ -163,23 +125,13 @@ def linear_model(seed=0, shape=(32, 32, 3), n_out=10):
     return keras.Model(inp, out)
 
 
-def test_smoothgrad_display_plain_gradient_of_the_quadratic():
+def test_smoothgrad_maps_plain_gradient_of_the_quadratic():
     model = quadratic_model()
     x = np.array([[[[0.5], [0.2]]], [[[-0.3], [0.9]]]], np.float32)  # (2, 1, 2, 1)
-    out = ch02_smoothgrad.smoothgrad_display(model, x, np.zeros(2, int), [0.0], 2)
+    out = ch02_smoothgrad.smoothgrad_maps(model, x, np.zeros(2, int), [0, 1], [0.0])
     # |d x0^2 / dx| = (|2 x0|, 0): after min-max every map is (1, 0)
     np.testing.assert_allclose(out, [[[[1.0, 0.0]], [[1.0, 0.0]]]])
 
-
-def test_requantize_moves_every_value_by_one_grey_level():
-    x = np.full((2, 4, 4, 3), 0.5, np.float32)
-    x[0, 0, 0, 0], x[0, 0, 0, 1] = 0.0, 1.0
-    r = ch02_smoothgrad.requantize(x, np.random.default_rng(0))
-    assert r.dtype == np.float32 and r.shape == x.shape
-    inner = np.abs(r - x)[x == 0.5]
-    np.testing.assert_allclose(inner, 1 / 255, rtol=1e-5)
-    assert 0.3 < np.mean((r - x)[x == 0.5] > 0) < 0.7
-    assert 0.0 <= r[0, 0, 0, 0] <= 1 / 255 + 1e-7 and 1 - 1 / 255 - 1e-7 <= r[0, 0, 0, 1] <= 1.0
 
 
 def test_quality_table_against_direct_metric_calls():
@@ -191,11 +143,12 @@ def test_quality_table_against_direct_metric_calls():
     half = rng.random((2, 2, 3, 32, 32))
     random_maps = rng.random((3, 32, 32))
     f = methods.forward(model)
-    table = ch02_smoothgrad.quality_table("m", model, f, x, y, maps, half, [0.0, 0.1], random_maps=random_maps,
-                             requantized=ch02_smoothgrad.requantize(x, rng))
+    kw = dict(n_steps=4, baseline="mean")
+    table = ch02_smoothgrad.quality_table("m", model, f, x, y, maps, half, [0.0, 0.1],
+                                          random_maps=random_maps, insertion=kw,
+                                          requantized=ch02_smoothgrad.keyed_requantize(x, [0, 1, 2]))
     assert list(table.columns) == ["model", "noise", "image", "gini", "insertion",
                                    "insertion gain", "stability"]
-    kw = dict(n_steps=4, baseline="mean")
     rand_auc = evaluation.insertion_auc(f, x, y, random_maps, **kw)
     # the table's forward passes are other batches: float32 logits, sums of 3072 terms x_i w_ik
     # with |x_i| <= 1, and softmax probabilities with |dp / p| <= 2 dlogit
@@ -218,72 +171,16 @@ def test_quality_table_against_direct_metric_calls():
         disp = w[..., y[i]].max(axis=-1)
         want = sps.spearmanr(maps[0, i].ravel(), disp.ravel())[0]
         assert table[table["noise"] == 0.0]["stability"].iloc[i] == pytest.approx(want, abs=1e-6)
-    given = ch02_smoothgrad.quality_table("m", model, f, x, y, maps, half, [0.0, 0.1], random_maps=random_maps,
-                             plain_stability=np.array([0.1, 0.2, 0.3]))
-    np.testing.assert_allclose(given[given["noise"] == 0.0]["stability"], [0.1, 0.2, 0.3])
-    with pytest.raises(ValueError, match="requantized"):
-        ch02_smoothgrad.quality_table("m", model, f, x, y, maps, half, [0.0, 0.1], random_maps=random_maps)
     with pytest.raises(ValueError, match="len\\(levels\\)"):
-        ch02_smoothgrad.quality_table("m", model, f, x, y, maps, half, [0.0], random_maps=random_maps)
+        ch02_smoothgrad.quality_table("m", model, f, x, y, maps, half, [0.0], random_maps=random_maps,
+                                      requantized=x, insertion=kw)
 
 
-def _sweep_table():
-    """Two models, 4 images, noise grid (0, 0.1, 0.2): score = peak shape + image offset."""
-    rows = []
-    for model, peak in (("fp", 0.2), ("bnn", 0.0)):
-        for noise in (0.0, 0.1, 0.2):
-            for image in range(4):
-                rows.append({"model": model, "noise": noise, "image": image,
-                             "q": -abs(noise - peak) + 0.01 * image})
-    return pd.DataFrame(rows)
 
 
-def test_curves_best_table_and_percentages():
-    table = _sweep_table()
-    c = ch02_smoothgrad.curves(table, "q", ("fp", "bnn"), [0.0, 0.1, 0.2])
-    assert c["fp"].shape == (4, 3)
-    np.testing.assert_allclose(c["bnn"][2], [0.02, -0.08, -0.18])
-    best = {"q": ch02_smoothgrad.argmax_bootstrap(c, [0.0, 0.1, 0.2], n_boot=50)}
-    bt = ch02_smoothgrad.best_table(best, ("fp", "bnn"))
-    assert list(bt["best σ"]) == [0.2, 0.0] and list(bt["P(best)"]) == [1.0, 1.0]
-    with pytest.raises(KeyError, match="noise levels"):
-        ch02_smoothgrad.curves(table, "q", ("fp",), [0.0, 0.5])
-    assert common.pct(0.06) == "6%" and common.pct(0.015) == "1.5%"
-    assert common.pct_ci((0.1, 0.04, 0.2)) == "10% [4%, 20%]"
 
 
-def test_values_seed_bound_cross_difference_and_direction():
-    rows = [{"model": m, "noise": 0.2, "image": i, "g": base + i}
-            for m, base in (("f0", 1.0), ("f1", 1.5), ("b0", 3.0), ("b1", 2.0)) for i in range(5)]
-    table = pd.DataFrame(rows[::-1])  # unsorted rows: values_at sorts by image
-    np.testing.assert_array_equal(ch02_smoothgrad.values_at(table, "f0", 0.2, "g"), [1, 2, 3, 4, 5])
-    # constant differences: f0 - f1 = -0.5, b0 - b1 = 1 -> bound 1
-    assert ch02_smoothgrad.seed_bound(table, [("f0", "f1"), ("b0", "b1")], "g") == pytest.approx(1.0)
-    assert ch02_smoothgrad.seed_bound(table, [], "g") == 0.0
-    d = ch02_smoothgrad.cross_difference(table, [("f0", "b0"), ("f1", "b1")], "g")
-    assert tuple(d) == pytest.approx((-1.25, -1.25, -1.25))
-    assert ch02_smoothgrad.direction_word((0.5, 0.2, 0.8), 0.1, "up", "down") == "up"
-    assert ch02_smoothgrad.direction_word((-0.5, -0.8, -0.2), 0.1, "up", "down") == "down"
-    assert ch02_smoothgrad.direction_word((0.1, -0.05, 0.3), 0.1, "up", "down") == "indistinguishable from"
-    with pytest.raises(KeyError):
-        ch02_smoothgrad.values_at(table, "zz", 0.2, "g")
-
-
-def test_n_check_table_and_counts():
-    a = _sweep_table()
-    b = a.copy()
-    b.loc[b["model"] == "bnn", "q"] = -(b["noise"] - 0.1).abs()  # BNN optimum moves to 0.1
-    check = ch02_smoothgrad.n_check_table(a, b, ["q"], [0.0, 0.1, 0.2], {"q": "higher"}, "fp", "bnn", n_boot=20)
-    row = check.iloc[0]
-    assert row["best σ FP (n=8)"] == 0.2 and row["best σ FP (n=16)"] == 0.2
-    assert row["best σ BNN (n=8)"] == 0.0 and row["best σ BNN (n=16)"] == 0.1
-    # at 20%: FP mean 0.015 vs BNN -0.185 (n=8) and -0.1 (n=16)
-    assert row["FP-BNN at 20% (n=8)"] == pytest.approx(0.2)
-    assert row["FP-BNN at 20% (n=16)"] == pytest.approx(0.115)
-    assert ch02_smoothgrad.n_check_counts(check) == {"same_best": 1, "same_sign": 1, "same_order": 1}
-
-
-def test_propagation_tables_relative_depth_and_amplification():
+def test_propagation_tables_and_relative_depth():
     from bnn_saliency.models.twins import build_twin
 
     keras.utils.set_random_seed(2)
@@ -298,14 +195,6 @@ def test_propagation_tables_relative_depth_and_amplification():
     assert set(rel.loc[rel["layer"].str.startswith("bn"), "kind"]) == {"pre"}
     deep = ch02_smoothgrad.relative_depth(rel)
     assert deep["rdepth"].max() == 1.0 and deep["rdepth"].min() == 0.0
-    # hand table: a's logits move exactly twice as much as b's
-    hand = pd.DataFrame([{"model": m, "noise": 0.02, "layer": "logits", "image": i,
-                          "rel_change": f * (i + 1)} for m, f in (("a", 0.2), ("b", 0.1))
-                         for i in range(6)])
-    np.testing.assert_allclose(ch02_smoothgrad.logit_change(hand, "b", 0.02), 0.1 * np.arange(1, 7))
-    assert tuple(ch02_smoothgrad.amplification_ci(hand, "a", "b", 0.02)) == pytest.approx((2.0, 2.0, 2.0))
-    with pytest.raises(KeyError):
-        ch02_smoothgrad.logit_change(hand, "a", 0.5)
 
 
 def test_sign_flip_fraction_closed_form():
@@ -333,7 +222,7 @@ def test_randomization_table_self_similarity():
     np.testing.assert_allclose(table["vs itself"],
                                [sps.spearmanr(a[i].ravel(), b[i].ravel())[0] for i in range(3)])
     rnd = models.randomize_layers(model, layers, seed=0, reset_batchnorm=True)
-    r = ch02_smoothgrad.smoothgrad_display(rnd, x, y, [0.5], 2, seeds=(5,))[0]
+    r = ch02_smoothgrad.display(ch02_smoothgrad.smoothgrad_halves(rnd, x, y, [0.5], 2, seeds=(5,)))[0, 0]
     np.testing.assert_allclose(table["vs randomized"],
                                [sps.spearmanr(a[i].ravel(), r[i].ravel())[0] for i in range(3)],
                                atol=1e-6)

@@ -414,8 +414,8 @@ def test_excess_statistic_is_cross_mean_minus_largest_seed_difference():
 def test_cross_difference_kind_mean_and_seed_spread_by_hand():
     suite = _suite()
     v = _values({"fa": 1.0, "fb": 2.0, "ba": 5.0, "bb": 9.0, "ca": 0.0, "cb": 3.0})
-    np.testing.assert_allclose(ch03_gradcam.cross_difference(suite, v)(suite.seeds), 5.5)
-    np.testing.assert_allclose(ch03_gradcam.cross_difference(suite, v, "control")(suite.seeds),
+    np.testing.assert_allclose(suite.cross_difference(v, "bnn", "fp")(suite.seeds), 5.5)
+    np.testing.assert_allclose(suite.cross_difference(v, "bnn", "control")(suite.seeds),
                                ((9 - 0) + (5 - 3)) / 2)
     np.testing.assert_allclose(ch03_gradcam.kind_mean(suite, v)({"bnn": [1, 1]}), 9 + np.arange(4.0))
     assert ch03_gradcam.seed_spread(suite, v) == pytest.approx(4.0)

@@ -34,11 +34,14 @@ MODES = ("twins", "imagenet")
 TWIN_WEIGHTS_DIR = data_mod.PROJECT_ROOT / "data"  # tests monkeypatch this
 
 
-#: ``[suite:]<family>-<variant>-s<seed>[-randlabels][-at-bnn-acc | -narrow]``. The suite prefix
-#: picks the folder: ``v1:`` (or none) is ``data/``, ``v2:`` is the twins-v2 suite ``data/v2/``
-#: (the chapters move to it one by one). ``-at-bnn-acc`` and ``-narrow`` are accuracy-matched
-#: FP controls (a checkpoint of the FP twin, a narrower FP network).
-TWIN_NAME_RE = re.compile(r"^(?:(v1|v2):)?(vgg|resnet)-(fp|binw|bina|bnn)-s(\d+)(-randlabels)?"
+#: ``[suite:]<family>-<variant>-s<seed>[-randlabels | -truelabels][-at-bnn-acc | -narrow]``. The
+#: suite prefix picks the folder: ``v1:`` (or none) is ``data/``, ``v2:`` is the twins-v2 suite
+#: ``data/v2/`` (the chapters move to it one by one). ``-randlabels`` twins learn a training
+#: subset with shuffled labels; ``-truelabels`` twins the same subset with the identical recipe
+#: and the true labels (their control). ``-at-bnn-acc`` and ``-narrow`` are accuracy-matched FP
+#: controls (a checkpoint of the FP twin, a narrower FP network).
+TWIN_NAME_RE = re.compile(r"^(?:(v1|v2):)?(vgg|resnet)-(fp|binw|bina|bnn)-s(\d+)"
+                          r"(-randlabels|-truelabels)?"
                           r"(-at-bnn-acc|-narrow)?$")
 SUITE_DIRS = {"v1": "", "v2": "v2"}  # suite -> folder under TWIN_WEIGHTS_DIR
 
@@ -135,12 +138,13 @@ IMAGENET_NAMES: tuple[str, ...] = tuple(IMAGENET_SPECS)
 
 
 def _parse_twin(name: str):
-    """``(suite, family, variant, seed, randlabels, control)`` of a twin name (None if not one)."""
+    """``(suite, family, variant, seed, labels, control)`` of a twin name (None if not one);
+    ``labels`` is ``""``, ``"-randlabels"`` or ``"-truelabels"``."""
     m = TWIN_NAME_RE.match(name) if isinstance(name, str) else None
     if m is None:
         return None
-    suite, family, variant, seed, rand, control = m.groups()
-    return suite or "v1", family, variant, int(seed), bool(rand), control or ""
+    suite, family, variant, seed, labels, control = m.groups()
+    return suite or "v1", family, variant, int(seed), labels or "", control or ""
 
 
 def _twin_dir(name: str) -> Path:
@@ -167,7 +171,7 @@ def _retrain_hint(name: str, record: dict | None) -> str:
     if suite == "v2":
         return f"ONLY={_file_stem(name)} bash scripts/train_v2.sh"
     cmd = f"python -m bnn_saliency.models.training --model {family}-{variant} --seed {seed}"
-    if rand:
+    if rand == "-randlabels":
         cmd += " --random-labels"
     if record:
         if record.get("epochs"):
@@ -273,7 +277,7 @@ def get_spec(name: str) -> ModelSpec:
     raise KeyError(
         f"unknown model {name!r}. ImageNet nets: {', '.join(IMAGENET_NAMES)}. Twins with shipped "
         f"weights: {', '.join(available_twins() + available_twins('v2')) or 'none yet'}. Twin "
-        "names follow [v2:]<vgg|resnet>-<fp|binw|bina|bnn>-s<seed>[-randlabels]"
+        "names follow [v2:]<vgg|resnet>-<fp|binw|bina|bnn>-s<seed>[-randlabels|-truelabels]"
         "[-at-bnn-acc|-narrow].")
 
 
@@ -349,14 +353,14 @@ def chapter_models(mode: str | None = None, include_randlabels: bool = False) ->
     Args:
         mode: ``"twins"`` (the shipped twins, see :func:`available_twins`) or
             ``"imagenet"`` (the ten ImageNet nets); default :func:`models_mode`.
-        include_randlabels: keep the random-label twins (default False: they serve the
-            data randomization test only).
+        include_randlabels: keep the random-label twins and their true-label controls
+            (default False: they serve the data randomization test only).
     """
     mode = models_mode() if mode is None else mode
     if mode == "imagenet":
         return list(IMAGENET_NAMES)
     if mode == "twins":
-        return [n for n in available_twins() if include_randlabels or "-randlabels" not in n]
+        return [n for n in available_twins() if include_randlabels or not _parse_twin(n)[4]]
     raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
 
 

@@ -365,6 +365,14 @@ class Suite:
                   else [(i, j) for i in drawn[a] for j in drawn[b]])
         return [(self.name(a, i), self.name(b, j)) for i, j in labels]
 
+    def cross_difference(self, values: dict[str, np.ndarray], a: str = "fp", b: str = "bnn"):
+        """``per_image(drawn)`` (:meth:`bootstrap`): per image, the mean over the cross-seed
+        pairs (a-s_i, b-s_j) of ``values[a-s_i] - values[b-s_j]``; None without a cross pair."""
+        def per_image(drawn):
+            pairs = self.cross_pairs(a, b, drawn)
+            return np.mean([values[x] - values[y] for x, y in pairs], axis=0) if pairs else None
+        return per_image
+
     def same_seed_pairs(self, a: str = "fp", b: str = "bnn") -> list[tuple[str, str]]:
         if not self.shared_labels:
             return []

@@ -1,32 +1,39 @@
-"""Chapter 2 (SmoothGrad): noise sweeps, map quality, best noise levels, the randomization
-index and the propagation of noise through depth (:mod:`.sweep`); the per-image records of
-the sweep on the twins-v2 suite, the statistics of its registered protocol (cross-seed pairs,
-seeds>images bootstrap, accuracy-matched controls) and its verdicts (:mod:`.protocol`; the
-chapter moves to it once the records of the whole suite are committed)."""
+"""Chapter 2 (SmoothGrad) on the twins-v2 suite: the per-image records of the noise sweep,
+the statistics of its registered protocol (cross-seed pairs, seeds>images bootstrap,
+accuracy-matched controls) and its verdicts (:mod:`.protocol`); the SmoothGrad halves, map
+quality, randomization index and the propagation of noise through depth they are built from
+(:mod:`.sweep`)."""
 
-from . import protocol
-from .sweep import (
+from .protocol import (
+    HALF_SEEDS,
     INSERTION,
-    ArgmaxBootstrap,
-    amplification_ci,
-    argmax_bootstrap,
-    best_table,
-    cross_difference,
-    curves,
-    direction_word,
+    MEASURES,
+    N_HALF,
+    NOISES,
+    V2_CLAIMS,
+    best_noise,
+    best_noise_table,
+    ci_text,
+    flip_sigma,
+    keyed_random_maps,
+    keyed_requantize,
+    randomization_index,
+    recorded,
+    seed_ratio,
+    smoothgrad_maps,
+    sweep_curves,
+    sweep_records,
+    v2_claims,
+    v2_statistics,
+    values,
+)
+from .sweep import (
     display,
-    logit_change,
-    n_check_counts,
-    n_check_table,
     propagation_tables,
     quality_table,
     randomization_table,
     relative_depth,
-    requantize,
-    seed_bound,
     sign_flip_fraction,
-    smoothgrad_display,
     smoothgrad_halves,
     start_probabilities,
-    values_at,
 )

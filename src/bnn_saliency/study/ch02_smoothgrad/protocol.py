@@ -48,6 +48,14 @@ def keyed_requantize(images, image_ids, seed: int = REQUANTIZE_SEED, levels: int
     return np.clip(x + signs / levels, 0, 1).astype(np.float32)
 
 
+def smoothgrad_maps(model, images, targets, image_ids, noises=NOISES) -> np.ndarray:
+    """The chapter's displayed SmoothGrad maps (n = 2 x :data:`N_HALF`, noise keyed by
+    ``image_ids``, as in the records): float32 ``(len(noises), N, H, W)``."""
+    halves = smoothgrad_halves(model, images, targets, [float(v) for v in noises], N_HALF,
+                               seeds=HALF_SEEDS, image_ids=np.asarray(image_ids))
+    return display(halves.mean(axis=0))
+
+
 def sweep_records(model, images, targets, *, name: str, image_ids, noises=NOISES,
                   n_half: int = N_HALF) -> pd.DataFrame:
     """Per image and noise level, the quality of one model's SmoothGrad maps (columns
@@ -125,17 +133,6 @@ def best_noise(curve: np.ndarray, idx, noises=NOISES) -> float:
     tie goes to the smaller level (the first on the grid)."""
     mean = np.nanmean(curve[idx], axis=0)
     return float(np.asarray(noises)[int(np.argmax(mean))])
-
-
-def cross_mean(suite: Suite, per_model: dict[str, np.ndarray], a: str = "fp", sign: float = 1.0):
-    """``per_image(drawn)``: per image, the mean over the cross-seed pairs (a-s_i, BNN-s_j) of
-    ``sign * (per_model[a-s_i] - per_model[BNN-s_j])``; None without a cross pair."""
-    def per_image(drawn):
-        pairs = suite.cross_pairs(a, "bnn", drawn)
-        if not pairs:
-            return None
-        return sign * np.mean([per_model[x] - per_model[b] for x, b in pairs], axis=0)
-    return per_image
 
 
 def seed_bound(suite: Suite, per_model: dict[str, np.ndarray], kinds=("fp", "bnn")) -> float:
@@ -218,16 +215,16 @@ def v2_statistics(suite: Suite, records: pd.DataFrame, rel: pd.DataFrame
     out: dict[str, object] = {}
     for suffix, a in (("", "fp"), ("_matched", "control")):
         kinds = (a, "bnn")
-        out["gini20" + suffix] = suite.bootstrap(cross_mean(suite, gini20, a), n, a)
-        out["stab20" + suffix] = suite.bootstrap(cross_mean(suite, stab20, a), n, a)
+        out["gini20" + suffix] = suite.bootstrap(suite.cross_difference(gini20, a), n, a)
+        out["stab20" + suffix] = suite.bootstrap(suite.cross_difference(stab20, a), n, a)
         out["bound/gini20" + suffix] = seed_bound(suite, gini20, kinds)
         out["bound/stab20" + suffix] = seed_bound(suite, stab20, kinds)
-        out["gini_loss" + suffix] = suite.bootstrap(cross_mean(suite, loss, a, sign=-1.0), n, a)
+        out["gini_loss" + suffix] = suite.bootstrap(suite.cross_difference(loss, "bnn", a), n, a)
         out["best_diff" + suffix] = suite.bootstrap_statistic(
             best_noise_statistic(suite, curves, a), n, kinds)
         for s in AMPLIFICATION_NOISES:
             logs = {m: np.log(v) for m, v in logit_changes(rel, s).items()}
-            res = suite.bootstrap(cross_mean(suite, logs, a, sign=-1.0), n, a)
+            res = suite.bootstrap(suite.cross_difference(logs, "bnn", a), n, a)
             out[f"amp{100 * s:g}" + suffix] = res if isinstance(res, str) else (
                 CI(*(float(np.exp(v)) for v in res[0])), np.exp(res[1]))
     for kind in ("fp", "bnn"):
@@ -298,3 +295,17 @@ def v2_claims(statistics: dict[str, object], claim_ids: Sequence[str] | None = N
             matched_threshold=None if bound is None else statistics[f"{bound}_matched"],
             replicates=statistics[key][1], matched=None if matched is None else _ci(matched)))
     return rows
+
+
+def best_noise_table(records: pd.DataFrame, flips: pd.DataFrame, names: Sequence[str],
+                     noises=NOISES) -> pd.DataFrame:
+    """Per model: the best σ of each quality measure (:func:`best_noise` on all images) and
+    the flip-rate index of the noise, the σ at which 10% and 50% of noisy copies change the
+    prediction (:func:`flip_sigma`)."""
+    n = records["image"].nunique()
+    best = {m: {k: best_noise(c, np.arange(n), noises) for k, c in sweep_curves(
+        records, m, noises).items()} for m in MEASURES}
+    flip10, flip50 = flip_sigma(flips, 0.10), flip_sigma(flips, 0.50)
+    return pd.DataFrame([{"model": k, **{f"best σ ({m})": best[m][k] for m in MEASURES},
+                          "σ at 10% flips": flip10[k], "σ at 50% flips": flip50[k]}
+                         for k in names])

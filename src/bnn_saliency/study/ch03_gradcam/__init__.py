@@ -10,7 +10,6 @@ from .protocol import (
     agreement_scores,
     ci_text,
     constant_robustness,
-    cross_difference,
     depth_records,
     depth_statistics,
     excess_statistic,

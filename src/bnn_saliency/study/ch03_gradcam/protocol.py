@@ -143,15 +143,6 @@ def excess_statistic(suite: Suite, values: dict[str, np.ndarray], a: str = "fp",
     return prepare
 
 
-def cross_difference(suite: Suite, values: dict[str, np.ndarray], a: str = "fp"):
-    """``per_image(drawn)`` (:meth:`Suite.bootstrap`): per image, the mean over the cross-seed
-    pairs (a-s_i, BNN-s_j) of ``values[BNN-s_j] - values[a-s_i]``."""
-    def per_image(drawn):
-        cross = suite.cross_pairs(a, "bnn", drawn)
-        return np.mean([values[b] - values[f] for f, b in cross], axis=0) if cross else None
-    return per_image
-
-
 def kind_mean(suite: Suite, values: dict[str, np.ndarray], kind: str = "bnn"):
     """``per_image(drawn)``: per image, the mean of ``values`` over the drawn models of one
     kind (a within-model statistic averaged over seeds)."""
@@ -189,10 +180,10 @@ def method_gap(suite: Suite, methods_table: pd.DataFrame, layer: str, method: st
     constant maps), per image; with ``minus``, that difference minus the same difference of
     method ``minus`` (paired per image)."""
     n = methods_table["image"].nunique()
-    gap = cross_difference(suite, per_model(methods_table, "AD", method, layer), a)
+    gap = suite.cross_difference(per_model(methods_table, "AD", method, layer), "bnn", a)
     if minus is not None:
-        gap = _minus(gap, cross_difference(suite, per_model(methods_table, "AD", minus, layer),
-                                           a))
+        gap = _minus(gap, suite.cross_difference(per_model(methods_table, "AD", minus, layer),
+                                                 "bnn", a))
     return suite.bootstrap(gap, n, a)
 
 
