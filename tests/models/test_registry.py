@@ -363,6 +363,21 @@ def test_twin_build_untrained_and_randlabels_names(monkeypatch, tmp_path):
     assert model.get_layer(models.get_spec("resnet-bnn-s1").gradcam_layer).output.shape.rank == 4
 
 
+def test_label_twins_and_controls_parse_and_stay_out_of_the_chapters(tiny_twin):
+    name, _, path, record = tiny_twin
+    tmp = path.parent
+    for other in (f"{name}-randlabels", f"{name}-truelabels"):
+        (tmp / f"{other}.json").write_text(json.dumps({**record, "name": other}))
+    assert registry._parse_twin("v2:vgg-fp-s0-truelabels") == ("v2", "vgg", "fp", 0,
+                                                               "-truelabels", "")
+    assert registry._parse_twin("vgg-bnn-s2-randlabels")[4] == "-randlabels"
+    assert registry._parse_twin("vgg-fp-s1-narrow")[4:] == ("", "-narrow")
+    assert registry._parse_twin("vgg-fp-s0-falselabels") is None
+    assert models.chapter_models("twins") == [name]
+    assert sorted(models.chapter_models("twins", include_randlabels=True)) == sorted(
+        [name, f"{name}-randlabels", f"{name}-truelabels"])
+
+
 # ---------------------------------------------------------------- randomize_layers
 @pytest.fixture
 def twin_model():
