@@ -37,11 +37,32 @@ control() {  # seed: the checkpoint of vgg-fp-s<seed> closest to vgg-bnn-s<seed>
     --matched-checkpoint "vgg-fp-s$seed" "vgg-bnn-s$seed"
   (cd "$OUT" && sha256sum ./*.weights.h5 | sed 's# \./# #' > SHA256SUMS)
 }
+narrow() {  # seed: an FP network of width NARROW_WIDTH trained on the full FP recipe, shipped
+  # only if its float32 test accuracy is within 1.5 points of vgg-bnn-s<seed>'s
+  local seed=$1 name="vgg-fp-s$1-narrow" width=${NARROW_WIDTH:-16}
+  [ -n "${ONLY:-}" ] && [ "$ONLY" != "$name" ] && return 0
+  [ -f "$OUT/$name.json" ] && return 0
+  nice -n 19 "$PY" -m bnn_saliency.models.training --out-dir "$OUT" --run-dir "runs/v2/$name-w$width" \
+    --model vgg-fp --seed "$seed" "${FP_RECIPE[@]}" --width "$width" --suffix=-narrow \
+    --matched-to "vgg-bnn-s$seed" --role "accuracy-matched control for vgg-bnn-s$seed: a narrower FP network (width $width) on the FP recipe"
+  "$PY" -m bnn_saliency.models.training --float32-eval-only --out-dir "$OUT" --model vgg-fp \
+    --seed "$seed" --suffix=-narrow
+  "$PY" - "$OUT" "$name" "vgg-bnn-s$seed" <<'PY' || { mkdir -p runs/v2/rejected; mv "$OUT/$name".* runs/v2/rejected/; return 1; }
+import json, sys
+out, name, bnn = sys.argv[1:]
+acc = lambda n: json.load(open(f"{out}/{n}.json"))["float32_test_accuracy"]
+gap = acc(name) - acc(bnn)
+print(f"{name} {acc(name):.2%} vs {bnn} {acc(bnn):.2%}: {100 * gap:+.2f} points")
+sys.exit(abs(gap) > 0.015)
+PY
+  (cd "$OUT" && sha256sum ./*.weights.h5 | sed 's# \./# #' > SHA256SUMS)
+}
 for seed in 0 1 2; do
   run "vgg-fp-s$seed"  --model vgg-fp  --seed "$seed" "${FP_RECIPE[@]}"
   run "vgg-bnn-s$seed" --model vgg-bnn --seed "$seed" "${BNN_RECIPE[@]}"
   control "$seed"
 done
+for seed in 0 1 2; do narrow "$seed"; done
 for variant in bnn fp; do
   recipe=FP_RECIPE; [ "$variant" = bnn ] && recipe=BNN_RECIPE
   declare -n chosen=$recipe

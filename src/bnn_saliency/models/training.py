@@ -199,12 +199,15 @@ def _read_log(path: Path) -> list[dict]:
 def train(model: str, seed: int, recipe: Recipe, *, random_labels: bool = False,
           train_subset: int | None = None, out_dir: Path = DATA_OUT,
           run_dir: Path | None = None, precision: str = "auto", suffix: str = "",
-          role: str | None = None, stop_after: int | None = None) -> dict | None:
+          role: str | None = None, stop_after: int | None = None,
+          matched_to: str | None = None) -> dict | None:
     """Train one twin; write ``<name>.weights.h5`` and ``<name>.json`` into ``out_dir``.
 
     ``stop_after`` ends the run after that epoch of the full schedule without shipping it:
     the run directory keeps the log and per-epoch weights (used to recover an accuracy-matched
-    checkpoint when the original run's epochs were not kept)."""
+    checkpoint when the original run's epochs were not kept). ``matched_to`` names the BNN twin
+    an accuracy-matched control (e.g. a narrower FP network) is trained to match; it is
+    recorded in the provenance."""
     import larq
     import tensorflow as tf
     from tensorflow import keras
@@ -298,6 +301,8 @@ def train(model: str, seed: int, recipe: Recipe, *, random_labels: bool = False,
         "weights_sha256": data_mod.sha256_of(weights_path),
         "log": log,
     }
+    if matched_to:
+        record["matched_to"] = matched_to
     (out_dir / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n")
     print(json.dumps({k: v for k, v in record.items() if k != "log"}, indent=1))
     return record
@@ -465,6 +470,8 @@ def main(argv=None) -> None:
                         help="auto: mixed_bfloat16 on CPUs with native bf16, else float32")
     parser.add_argument("--suffix", default="", help="appended to the model name")
     parser.add_argument("--role", default=None, help="recorded in the provenance")
+    parser.add_argument("--matched-to", default=None, metavar="BNN_TWIN",
+                        help="the BNN twin an accuracy-matched control is trained to match")
     parser.add_argument("--out-dir", type=Path, default=DATA_OUT)
     parser.add_argument("--run-dir", type=Path, default=None,
                         help="checkpoints, per-epoch weights and log (default runs/<name>)")
@@ -499,7 +506,7 @@ def main(argv=None) -> None:
     train(args.model, args.seed, recipe, random_labels=args.random_labels,
           train_subset=args.train_subset, out_dir=args.out_dir, run_dir=args.run_dir,
           precision=args.precision, suffix=args.suffix, role=args.role,
-          stop_after=args.stop_after)
+          stop_after=args.stop_after, matched_to=args.matched_to)
 
 
 if __name__ == "__main__":
