@@ -77,9 +77,9 @@ def test_values_cross_difference_and_seed_bound_by_hand():
     assert SUITE.cross_difference(v)({"fp": [0], "bnn": [0]}) is None
     # seed differences: f0 - f1 = (0.1, 0, -0.1), b0 - b1 = (-0.1, 0, -0.2); the bootstrap
     # means of three values lie within their range, and the extreme -0.2 draw is reachable
-    bound = c2.seed_bound(SUITE, v)
+    bound = SUITE.seed_bound(v)
     assert 0.1 < bound <= 0.2 + 1e-12
-    assert c2.seed_bound(Suite({"fp": {0: "f0"}, "bnn": {0: "b0"}, "control": {}}), v) == 0.0
+    assert Suite({"fp": {0: "f0"}, "bnn": {0: "b0"}, "control": {}}).seed_bound(v) == 0.0
     with pytest.raises(KeyError, match="no 'gini' records at noise 0.3"):
         c2.values(records, "gini", 0.3)
 

@@ -90,3 +90,17 @@ def test_bootstrap_statistic_of_a_mean_equals_the_per_image_bootstrap():
 def test_a_broken_statistic_raises_instead_of_passing_for_missing_seeds():
     with pytest.raises(ValueError, match="must return 2 values"):
         TWINS.bootstrap(lambda drawn: np.zeros(3), 2)
+
+
+def test_kinds_of_names_the_controls_and_ci_text_passes_reasons_through():
+    from bnn_saliency.stats import CI
+    from bnn_saliency.study import common
+
+    suite = Suite({"fp": {0: "v2:vgg-fp-s0"}, "bnn": {0: "v2:vgg-bnn-s0"},
+                   "control": {0: "v2:vgg-fp-s0-at-bnn-acc"}})
+    names = ["v2:vgg-fp-s0", "v2:vgg-fp-s0-at-bnn-acc", "v2:vgg-bnn-s0", "vgg-binw-s0"]
+    assert common.kinds_of(names, suite) == {
+        "v2:vgg-fp-s0": "FP", "v2:vgg-fp-s0-at-bnn-acc": "FP control", "v2:vgg-bnn-s0": "BNN",
+        "vgg-binw-s0": "binary weights"}
+    assert common.ci_text("too few seeds") == "too few seeds"
+    assert common.ci_text((CI(0.5, 0.25, 0.75), None), 2, 100, "%") == "50.00% [25.00%, 75.00%]"

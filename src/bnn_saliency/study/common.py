@@ -28,6 +28,13 @@ def kind_of(name: str) -> str:
     return KIND_LABELS[spec.variant if spec.kind == "twin" else spec.kind]
 
 
+def kinds_of(names, suite: "Suite") -> dict[str, str]:
+    """Name -> :func:`kind_of`, with ``"FP control"`` for the suite's accuracy-matched FP
+    controls (which :func:`kind_of` calls FP)."""
+    controls = set(suite.names(("control",)))
+    return {n: "FP control" if n in controls else kind_of(n) for n in names}
+
+
 def stratified_subset(labels, n: int, seed: int = 0) -> np.ndarray:
     """Sorted positions of ``n`` items with (as nearly as possible) equal counts per class.
 
@@ -276,6 +283,14 @@ def _twin_order(name: str) -> tuple:
             "at-bnn-acc" in bare, name)
 
 
+def ci_text(result, digits: int = 3, scale: float = 1.0, suffix: str = "") -> str:
+    """A statistic of :meth:`Suite.bootstrap` for the prose: ``"value [low, high]"`` from its
+    ``(CI, replicates)``, or the reason it cannot be formed."""
+    from ..verdicts import format_ci
+
+    return result if isinstance(result, str) else format_ci(result[0], digits, scale, suffix)
+
+
 class PairScores:
     """Per-image scores of model pairs from a long table (columns metric, pair ``"a vs b"``,
     image, score; :func:`bnn_saliency.evaluation.pairwise_similarity`), looked up by the two
@@ -372,6 +387,17 @@ class Suite:
             pairs = self.cross_pairs(a, b, drawn)
             return np.mean([values[x] - values[y] for x, y in pairs], axis=0) if pairs else None
         return per_image
+
+    def seed_bound(self, per_model: dict[str, np.ndarray], kinds=("fp", "bnn")) -> float:
+        """The registry's seed bound: the largest absolute end of the paired-bootstrap 95%
+        intervals (over images) of ``per_model[s_i] - per_model[s_j]`` over the same-kind seed
+        pairs of ``kinds``; 0 without seed pairs."""
+        ends = []
+        for kind in kinds:
+            for x, y in self.seed_pairs(kind):
+                ci = stats.paired_bootstrap_diff(per_model[x], per_model[y])
+                ends += [abs(ci.low), abs(ci.high)]
+        return max(ends) if ends else 0.0
 
     def same_seed_pairs(self, a: str = "fp", b: str = "bnn") -> list[tuple[str, str]]:
         if not self.shared_labels:

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 
 from ... import methods
-from ...stats import CI, paired_bootstrap_diff
-from ...verdicts import Claim, format_ci, registered
-from ..common import Suite
+from ...stats import CI
+from ...verdicts import Claim, registered
+from ..common import Suite, ci_text  # noqa: F401 (re-exported)
 from .sweep import display, quality_table, randomization_table, smoothgrad_halves
 
 #: The registered noise grid (fractions of each image's value range).
@@ -135,18 +135,6 @@ def best_noise(curve: np.ndarray, idx, noises=NOISES) -> float:
     return float(np.asarray(noises)[int(np.argmax(mean))])
 
 
-def seed_bound(suite: Suite, per_model: dict[str, np.ndarray], kinds=("fp", "bnn")) -> float:
-    """The registry's seed bound: the largest absolute end of the paired-bootstrap 95%
-    intervals (over images) of ``per_model[s_i] - per_model[s_j]`` over the same-kind seed
-    pairs of ``kinds``; 0 without seed pairs."""
-    ends = []
-    for kind in kinds:
-        for x, y in suite.seed_pairs(kind):
-            ci = paired_bootstrap_diff(per_model[x], per_model[y])
-            ends += [abs(ci.low), abs(ci.high)]
-    return max(ends) if ends else 0.0
-
-
 def kind_statistic(suite: Suite, kind: str, statistic):
     """``prepare(drawn)`` (:meth:`Suite.bootstrap_statistic`) of ``statistic(names, idx)`` on
     the drawn models of one kind."""
@@ -217,8 +205,8 @@ def v2_statistics(suite: Suite, records: pd.DataFrame, rel: pd.DataFrame
         kinds = (a, "bnn")
         out["gini20" + suffix] = suite.bootstrap(suite.cross_difference(gini20, a), n, a)
         out["stab20" + suffix] = suite.bootstrap(suite.cross_difference(stab20, a), n, a)
-        out["bound/gini20" + suffix] = seed_bound(suite, gini20, kinds)
-        out["bound/stab20" + suffix] = seed_bound(suite, stab20, kinds)
+        out["bound/gini20" + suffix] = suite.seed_bound(gini20, kinds)
+        out["bound/stab20" + suffix] = suite.seed_bound(stab20, kinds)
         out["gini_loss" + suffix] = suite.bootstrap(suite.cross_difference(loss, "bnn", a), n, a)
         out["best_diff" + suffix] = suite.bootstrap_statistic(
             best_noise_statistic(suite, curves, a), n, kinds)
@@ -247,11 +235,6 @@ def seed_ratio(suite: Suite, rel: pd.DataFrame, noise: float) -> float:
 
 def _ci(result):
     return result if isinstance(result, str) else result[0]
-
-
-def ci_text(result, digits: int = 3, scale: float = 1.0, suffix: str = "") -> str:
-    """A statistic for the prose: ``"value [low, high]"``, or the reason it cannot be formed."""
-    return result if isinstance(result, str) else format_ci(result[0], digits, scale, suffix)
 
 
 #: Registered claim id -> (statistic key, measure text, threshold key or None).

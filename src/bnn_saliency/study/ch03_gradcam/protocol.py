@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from ...methods.cam_parts import BLANK_TOL, cam_variants, gradcam_layers
-from ...verdicts import Claim, format_ci, registered, registry
-from ..common import V1_ABLATIONS, V1_RESNET, PairScores, Suite
+from ...verdicts import Claim, registered, registry
+from ..common import V1_ABLATIONS, V1_RESNET, PairScores, Suite, ci_text  # noqa: F401 (re-exported)
 from .tables import (
     METHODS,
     SCORED,
@@ -292,11 +292,6 @@ def _layer_values(depth: pd.DataFrame, model: str, layer: str, measure: str = "A
 
 def _ci(result):
     return result if isinstance(result, str) else result[0]
-
-
-def ci_text(result, digits: int = 3) -> str:
-    """A statistic for the prose: ``"value [low, high]"``, or the reason it cannot be formed."""
-    return result if isinstance(result, str) else format_ci(result[0], digits)
 
 
 def _boots(result):
