@@ -72,15 +72,15 @@ depth_records.record_keys = ["layer", "measure", "image"]
 
 
 def recorded(step: str, fn, name: str, model, images, targets, *args, twins: bool = True,
-             sample: int = 4, **kwargs) -> pd.DataFrame:
+             sample: int = 4, max_bad_share: float = 0.01, **kwargs) -> pd.DataFrame:
     """``fn(model, images, targets, *args, name=name, **kwargs)`` (:func:`gradcam_records`,
     :func:`method_records`, :func:`depth_records`) through
     :func:`bnn_saliency.records.per_image`: the committed records
     ``03_gradcam/<step>/<name>``, with ``sample`` images recomputed live and checked (in
-    ImageNet mode nothing is committed and everything is computed). The live check allows 1%
-    of rows outside its tolerance: on a BNN a sign whose input is within float32 noise of 0
-    flips from one CPU to another, and Increase in Confidence is a 0/100 indicator that flips
-    when the masked image's probability ties the clean one's."""
+    ImageNet mode nothing is committed and everything is computed). The live check allows
+    ``max_bad_share`` of rows (default 1%) outside its tolerance: on a BNN a sign whose input is
+    within float32 noise of 0 flips from one CPU to another, and Increase in Confidence is a
+    0/100 indicator that flips when the masked image's probability ties the clean one's."""
     from ... import records
 
     images, targets = np.asarray(images), np.asarray(targets)
@@ -93,7 +93,7 @@ def recorded(step: str, fn, name: str, model, images, targets, *args, twins: boo
     return records.per_image(
         f"03_gradcam/{step}/{name.replace(':', '/')}", compute, len(images), sample=sample,
         inputs_fingerprint=records.fingerprint(fn, model, images, targets, args, kwargs),
-        keys=fn.record_keys, value="value", atol=0.5, rtol=0.02, max_bad_share=0.01)
+        keys=fn.record_keys, value="value", atol=0.5, rtol=0.02, max_bad_share=max_bad_share)
 
 
 def per_model(table: pd.DataFrame, measure: str, variant: str = "Grad-CAM",
